@@ -1,0 +1,173 @@
+"""Configuration: typed, read once, from one TOML file plus environment overrides.
+
+Precedence (later wins): the embedded defaults (``defaults.toml``), the file given with
+``--config`` or ``INSIGHTLOOP_CONFIG``, then environment variables:
+
+- ``INSIGHTLOOP_DATA_DIR`` sets ``data_dir``;
+- ``INSIGHTLOOP__<SECTION>__<KEY>=value`` sets any other key (value parsed as TOML, falling
+  back to a plain string), e.g. ``INSIGHTLOOP__COLLECTOR__PORT=9000``.
+
+Bad config raises ``ConfigError`` naming the key. All state lives under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from insightloop.errors import ConfigError
+
+ENV_PREFIX = "INSIGHTLOOP__"
+
+
+class SdkSource(msgspec.Struct, forbid_unknown_fields=True):
+    """One SDK source (web app, iOS app, backend …) and the write keys that send as it."""
+
+    write_keys: list[str]
+
+
+class CollectorConfig(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8088
+    max_event_bytes: int = 32 * 1024
+    max_batch_bytes: int = 500 * 1024
+    max_nesting_depth: int = 32
+    # Back-pressure: answer 429 when this many records wait in the log unread.
+    max_log_lag_records: int = 20_000
+    # Back-pressure: answer 429 when this many request bodies wait for the log writer.
+    max_pending_requests: int = 256
+    retry_after_seconds: int = 2
+    sources: dict[str, SdkSource] = msgspec.field(default_factory=dict)
+
+
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str = "local"
+    shards: int = 2
+    segment_bytes: int = 64 * 1024 * 1024
+    fsync: bool = True
+    retention_hours: float = 24.0
+
+
+class ProcessorConfig(msgspec.Struct, forbid_unknown_fields=True):
+    # A micro-batch closes at this many events or after this many seconds, whichever first.
+    max_batch_events: int = 50_000
+    max_batch_seconds: float = 1.0
+    # A retried messageId is dropped if its first copy arrived within this window.
+    dedup_window_days: int = 30
+    # Compact a table partition once it holds this many files.
+    compact_min_files: int = 16
+
+
+class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
+    catalog: str = "sqlite"
+    # Relative to data_dir unless absolute.
+    warehouse_path: str = "lake"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    data_dir: str = ".insightloop"
+    collector: CollectorConfig = msgspec.field(default_factory=CollectorConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    processor: ProcessorConfig = msgspec.field(default_factory=ProcessorConfig)
+    lake: LakeConfig = msgspec.field(default_factory=LakeConfig)
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data directory."""
+        return Path(self.data_dir).joinpath(*parts)
+
+    def source_for_write_key(self) -> dict[str, str]:
+        """Write key → SDK source name."""
+        return {key: name for name, src in self.collector.sources.items() for key in src.write_keys}
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {where} is not valid TOML: {exc}") from exc
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if environ.get("INSIGHTLOOP_DATA_DIR"):
+        out["data_dir"] = environ["INSIGHTLOOP_DATA_DIR"]
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX) :].split("__")]
+        if not all(keys):
+            raise ConfigError(f"environment variable {name} does not name a config key")
+        try:
+            value: Any = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the configuration once; raise ``ConfigError`` naming the bad key."""
+    environ = os.environ if environ is None else environ
+    defaults = resources.files("insightloop").joinpath("defaults.toml").read_text()
+    data = _read_toml(defaults, "defaults.toml")
+    path = path or environ.get("INSIGHTLOOP_CONFIG") or None
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+        data = _merge(data, _read_toml(file.read_text(), str(file)))
+    data = _merge(data, _env_overrides(environ))
+    try:
+        config = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"bad config: {exc}".replace("`$.", "`")) from exc
+    _check(config)
+    return msgspec.structs.replace(config, data_dir=str(Path(config.data_dir).expanduser().absolute()))
+
+
+def _check(config: Config) -> None:
+    checks: list[tuple[bool, str]] = [
+        (1 <= config.collector.port <= 65535, "collector.port must be between 1 and 65535"),
+        (config.collector.max_event_bytes > 0, "collector.max_event_bytes must be positive"),
+        (
+            config.collector.max_batch_bytes >= config.collector.max_event_bytes,
+            "collector.max_batch_bytes must be at least collector.max_event_bytes",
+        ),
+        (config.log.kind in {"local"}, f"log.kind {config.log.kind!r} is unknown (expected 'local')"),
+        (config.log.shards >= 1, "log.shards must be at least 1"),
+        (config.processor.max_batch_events >= 1, "processor.max_batch_events must be at least 1"),
+        (config.processor.max_batch_seconds > 0, "processor.max_batch_seconds must be positive"),
+        (config.lake.catalog in {"sqlite"}, f"lake.catalog {config.lake.catalog!r} is unknown"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    seen: dict[str, str] = {}
+    for name, source in config.collector.sources.items():
+        if not source.write_keys:
+            raise ConfigError(f"collector.sources.{name}.write_keys is empty")
+        for key in source.write_keys:
+            if key in seen:
+                raise ConfigError(
+                    f"write key {key[:4]}… is given to both collector.sources.{seen[key]} and .{name}"
+                )
+            seen[key] = name

@@ -1,0 +1,1 @@
+"""The lake: Apache Iceberg tables (pyiceberg) in namespaces ``raw``, ``cleaned``, ``quarantine``."""

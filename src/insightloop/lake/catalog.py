@@ -1,0 +1,37 @@
+"""Opening the Iceberg catalog chosen in config (SQLite + local files in the embedded shape)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NamespaceAlreadyExistsError
+
+from insightloop.config import Config
+
+NAMESPACES = ("raw", "cleaned", "quarantine")
+
+
+def lake_root(config: Config) -> Path:
+    root = Path(config.lake.warehouse_path)
+    return root if root.is_absolute() else config.path(config.lake.warehouse_path)
+
+
+def open_catalog(config: Config) -> Catalog:
+    """The lake's catalog, with its namespaces created when missing."""
+    root = lake_root(config)
+    root.mkdir(parents=True, exist_ok=True)
+    catalog = SqlCatalog(
+        "insightloop",
+        uri=f"sqlite:///{root / 'catalog.db'}",
+        warehouse=f"file://{root / 'warehouse'}",
+    )
+    existing = {ns[0] for ns in catalog.list_namespaces()}
+    for namespace in NAMESPACES:
+        if namespace not in existing:
+            try:
+                catalog.create_namespace(namespace)
+            except NamespaceAlreadyExistsError:
+                pass  # another process created it between our list and create
+    return catalog

@@ -1,0 +1,1 @@
+"""insightloop.processor: the stream processor (log → raw → cleaned)."""
