@@ -57,5 +57,16 @@ class Log(abc.ABC):
     def trim(self, shard: str, before: int) -> None:
         """Allow records before offset ``before`` to be deleted (retention)."""
 
+    @abc.abstractmethod
+    def save_checkpoint(self, consumer: str, shard: str, offset: int) -> None:
+        """Record, advisorily, that ``consumer`` has durably processed ``shard`` up to ``offset``.
+
+        Not the source of truth (the processor's Iceberg commits are): used for lag, the
+        collector's back-pressure and retention. Cheap; may be lost in a crash."""
+
+    @abc.abstractmethod
+    def checkpoint(self, consumer: str, shard: str) -> int | None:
+        """The last offset ``consumer`` saved for ``shard``, or None."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files and locks."""

@@ -16,6 +16,7 @@ class MemoryLog(Log):
         self._base = dict.fromkeys(self._shards, 0)
         self._max = max_records
         self._lock = threading.Lock()
+        self._checkpoints: dict[tuple[str, str], int] = {}
 
     def shards(self) -> list[str]:
         return list(self._shards)
@@ -56,3 +57,9 @@ class MemoryLog(Log):
             if drop > 0:
                 del self._shards[shard][:drop]
                 self._base[shard] = before
+
+    def save_checkpoint(self, consumer: str, shard: str, offset: int) -> None:
+        self._checkpoints[consumer, shard] = offset
+
+    def checkpoint(self, consumer: str, shard: str) -> int | None:
+        return self._checkpoints.get((consumer, shard))
