@@ -35,10 +35,12 @@ class Message(msgspec.Struct, rename="camel", omit_defaults=True):
     original_timestamp: str | None = None
     sent_at: str | None = None
     write_key: str | None = None
-    context: msgspec.Raw | None = None
-    properties: msgspec.Raw | None = None
-    traits: msgspec.Raw | None = None
-    integrations: msgspec.Raw | None = None
+    # Raw JSON of the nested objects; an empty Raw (``len(raw) == 0``) when absent.
+    # (msgspec cannot decode ``Raw | None``: a missing object is the empty Raw instead.)
+    context: msgspec.Raw = msgspec.Raw()
+    properties: msgspec.Raw = msgspec.Raw()
+    traits: msgspec.Raw = msgspec.Raw()
+    integrations: msgspec.Raw = msgspec.Raw()
 
 
 class Problem(msgspec.Struct, frozen=True):
