@@ -1,0 +1,87 @@
+"""The stream processor's Prometheus metrics, in a registry of its own.
+
+Exposing them over HTTP is the runtime's business (``prometheus_client.start_http_server``
+or ``generate_latest(metrics.registry)``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class ProcessorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.records_read = Counter(
+            "insightloop_processor_log_records_read",
+            "Log records read (one per accepted request)",
+            registry=r,
+        )
+        self.events_read = Counter(
+            "insightloop_processor_events_read", "Events and rejections read from the log", registry=r
+        )
+        self.raw_rows = Counter(
+            "insightloop_processor_raw_rows_committed", "Rows committed to raw", registry=r
+        )
+        self.rejected_rows = Counter(
+            "insightloop_processor_rejected_rows",
+            "Rejected rows committed to raw, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.batches = Counter("insightloop_processor_batches", "Raw commits (micro-batches)", registry=r)
+        self.commit_seconds = Histogram(
+            "insightloop_processor_raw_commit_seconds",
+            "Time to commit one batch to raw",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.build_seconds = Histogram(
+            "insightloop_processor_raw_build_seconds",
+            "Time to turn one batch's records into an Arrow table",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.stage_seconds = Histogram(
+            "insightloop_processor_stage2_seconds",
+            "Time stage 2 took for one batch",
+            buckets=_SECONDS,
+            registry=r,
+        )
+        self.lag_records = Gauge(
+            "insightloop_processor_lag_records",
+            "Log records not yet committed to raw, per shard",
+            ["shard"],
+            registry=r,
+        )
+        self.last_commit = Gauge(
+            "insightloop_processor_last_commit_timestamp_seconds",
+            "Unix time of the last raw commit",
+            registry=r,
+        )
+        self.raw_seq = Gauge(
+            "insightloop_processor_raw_seq", "Last raw ingest sequence committed", registry=r
+        )
+        self.stage_watermark = Gauge(
+            "insightloop_processor_stage2_watermark",
+            "Raw ingest sequence stage 2 has fully applied",
+            registry=r,
+        )
+        self.errors = Counter(
+            "insightloop_processor_errors",
+            "Failures, by where and whether retried",
+            ["where", "kind"],
+            registry=r,
+        )
+        self.compactions = Counter(
+            "insightloop_processor_compactions", "Partitions compacted, by table", ["table"], registry=r
+        )
+        self.compacted_files = Counter(
+            "insightloop_processor_compacted_files",
+            "Small data files rewritten by compaction",
+            ["table"],
+            registry=r,
+        )

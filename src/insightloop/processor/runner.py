@@ -1,0 +1,305 @@
+"""The stream processor's loop: log → raw (stage 1) → derived tables (stage 2).
+
+Each turn reads one micro-batch from every shard after the positions raw last recorded,
+appends it to raw in one commit that also records the new positions and the next ingest
+sequence, hands the rows to stage 2, then tells the log (advisorily) how far it got.
+
+Start-up reads positions and sequence from raw's commits and, before reading the log,
+lets stage 2 catch up on raw rows it has not applied (a crash between the two stages, or
+inside stage 2). So a kill at any point ends, after a restart, with every acknowledged log
+record in raw exactly once and stage 2 caught up.
+
+Transient failures (conflicting commits, busy catalog, log I/O) are logged and retried
+with back-off; anything else stops the loop with the error, which ``run`` reports.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import structlog
+from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
+
+from insightloop.config import Config
+from insightloop.errors import TerminalError
+from insightloop.lake.catalog import lake_root, open_catalog
+from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
+from insightloop.log import Log
+from insightloop.processor.catchup import catch_up
+from insightloop.processor.commit import append_raw
+from insightloop.processor.compaction import Compactor
+from insightloop.processor.intake import BatchLimits, read_batch
+from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.progress import RawProgress, committed_progress
+from insightloop.processor.raw_rows import RawRows
+from insightloop.processor.retry import Backoff, is_transient
+from insightloop.processor.stage import DerivedStage
+from insightloop.segment.message import Message
+
+_log = structlog.get_logger(__name__)
+
+#: The name under which the processor saves its (advisory) log checkpoints.
+CONSUMER = "processor"
+#: Pause when the log had nothing new.
+IDLE_SECONDS = 0.05
+#: Look for small files to compact after this many batches, or this long when idle.
+COMPACT_EVERY_BATCHES = 20
+COMPACT_IDLE_SECONDS = 60.0
+
+
+class Processor:
+    """Stage 1 over one log and one raw table, driving an optional stage 2."""
+
+    def __init__(
+        self,
+        log: Log,
+        catalog: Catalog,
+        stage: DerivedStage | None,
+        limits: BatchLimits,
+        *,
+        compactor: Compactor | None = None,
+        metrics: ProcessorMetrics | None = None,
+        raw_table: str = SDK_EVENTS,
+        compact_every: int = COMPACT_EVERY_BATCHES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.catalog = catalog
+        self.stage = stage
+        self.limits = limits
+        self.compactor = compactor
+        self.metrics = metrics or ProcessorMetrics()
+        self._raw_name = raw_table
+        self._compact_every = compact_every
+        self._clock = clock
+        self._table: Table | None = None
+        self._progress = RawProgress({}, 0)
+        self._stage_behind = True
+        self._batches_since_compaction = 0
+        self._last_compaction = clock()
+        self._phase = "start"
+
+    @property
+    def progress(self) -> RawProgress:
+        """What raw records: last offset per shard and last ingest sequence."""
+        return self._progress
+
+    @property
+    def table(self) -> Table:
+        if self._table is None:
+            self.start()
+        assert self._table is not None
+        return self._table
+
+    def start(self) -> None:
+        """Resume from raw's commits (never from the log's advisory checkpoints)."""
+        self._phase = "start"
+        self._table = ensure_raw_table(self.catalog, self._raw_name)
+        self._progress = committed_progress(self._table)
+        self._stage_behind = True
+        self.metrics.raw_seq.set(self._progress.seq)
+        _log.info(
+            "processor resuming",
+            table=self._raw_name,
+            seq=self._progress.seq,
+            positions=self._progress.positions,
+        )
+
+    def catch_up(self) -> None:
+        """Let stage 2 apply every raw sequence it lacks."""
+        if self.stage is not None:
+            self._phase = "stage2"
+
+            started = self._clock()
+            catch_up(self.table, self.stage, self._progress.seq, self.limits.max_events)
+            self.metrics.stage_seconds.observe(self._clock() - started)
+            self.metrics.stage_watermark.set(self._progress.seq)
+        self._stage_behind = False
+
+    def step(self, stop: threading.Event | None = None) -> int:
+        """One turn: catch stage 2 up if needed, then read, commit and derive one batch.
+
+        Returns the number of log records committed (0: the log had nothing new)."""
+        if self._table is None:
+            self.start()
+        if self._stage_behind:
+            self.catch_up()
+        self._phase = "read"
+        rows = read_batch(self.log, self._progress, self.limits, stop or threading.Event(), self._clock)
+        if rows.records == 0:
+            return 0
+        data = self._commit(rows)
+        self._derive(data, rows.messages)
+        self._phase = "checkpoint"
+        self._checkpoint(rows)
+        self._batches_since_compaction += 1
+        return rows.records
+
+    def _commit(self, rows: RawRows) -> pa.Table:
+        self._phase = "commit"
+        started = self._clock()
+        target = self._progress.advanced(rows.positions)
+        data = rows.to_arrow(target.seq)
+        built = self._clock()
+        self.metrics.build_seconds.observe(built - started)
+        append_raw(self.table, data, self._progress, target)
+        self._progress = target
+        m = self.metrics
+        m.commit_seconds.observe(self._clock() - built)
+        m.last_commit.set_to_current_time()
+        m.raw_seq.set(target.seq)
+        m.batches.inc()
+        m.records_read.inc(rows.records)
+        m.events_read.inc(len(rows))
+        m.raw_rows.inc(data.num_rows)
+        for kind, count in rows.rejected.items():
+            m.rejected_rows.labels(kind).inc(count)
+        return data
+
+    def _derive(self, data: pa.Table, messages: Sequence[Message | None]) -> None:
+        if self.stage is None:
+            return
+        self._phase = "stage2"
+        started = self._clock()
+        # Flag first: if apply fails (or the process dies), the next turn catches up from raw.
+        self._stage_behind = True
+        self.stage.apply(data, messages)
+        self._stage_behind = False
+        self.metrics.stage_seconds.observe(self._clock() - started)
+        self.metrics.stage_watermark.set(self._progress.seq)
+
+    def _checkpoint(self, rows: RawRows) -> None:
+        for shard, offset in rows.positions.items():
+            self.log.save_checkpoint(CONSUMER, shard, offset)
+            self.log.trim(shard, offset + 1)
+        for shard in self.log.shards():
+            lag = self.log.lag(shard, self._progress.after(shard))
+            if lag.records is not None:
+                self.metrics.lag_records.labels(shard).set(lag.records)
+
+    def compact_if_due(self, idle: bool) -> None:
+        """Compact small files every few batches, or now and then while idle."""
+        if self.compactor is None:
+            return
+        due = self._batches_since_compaction >= self._compact_every or (
+            idle and self._clock() - self._last_compaction >= COMPACT_IDLE_SECONDS
+        )
+        if not due:
+            return
+        self._phase = "compaction"
+        self._batches_since_compaction = 0
+        self._last_compaction = self._clock()
+        self.compactor.compact_all()
+        if self._table is not None:
+            self._table.refresh()
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: the batch in hand is committed before returning.
+
+        Transient failures are retried with back-off; others are raised."""
+        backoff = Backoff(first=0.1, cap=10.0)
+        while not stop.is_set():
+            try:
+                committed = self.step(stop)
+                self.compact_if_due(idle=committed == 0)
+            except Exception as exc:
+                where = self._phase
+                if not is_transient(exc):
+                    self.metrics.errors.labels(where, "terminal").inc()
+                    _log.error("processor failed", where=where, error=str(exc), exc_info=True)
+                    raise
+                self.metrics.errors.labels(where, "transient").inc()
+                delay = backoff.next_delay()
+                _log.warning(
+                    "processor retrying after a transient failure",
+                    where=where,
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempt=backoff.failures,
+                    retry_in=round(delay, 2),
+                )
+                # Resume as after a restart: progress from raw, stage 2 caught up from raw.
+                self._table = None
+                stop.wait(delay)
+                continue
+            backoff.reset()
+            if committed == 0:
+                stop.wait(IDLE_SECONDS)
+        _log.info("processor stopped", seq=self._progress.seq, positions=self._progress.positions)
+
+
+def build_processor(
+    config: Config, log: Log, catalog: Catalog, metrics: ProcessorMetrics | None = None
+) -> Processor:
+    """The processor of ``config``: stage 2 is the cleaned Segment tables."""
+    metrics = metrics or ProcessorMetrics()
+    settings = config.processor
+    return Processor(
+        log,
+        catalog,
+        _cleaned_stage(catalog, config),
+        BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
+        compactor=Compactor(catalog, settings.compact_min_files, metrics=metrics),
+        metrics=metrics,
+    )
+
+
+def _cleaned_stage(catalog: Catalog, config: Config) -> DerivedStage | None:
+    try:
+        from insightloop.processor.cleaned.stage import CleanedStage
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("insightloop.processor.cleaned"):
+            raise
+        _log.warning("stage 2 (cleaned tables) is not installed: running stage 1 (raw) only")
+        return None
+    stage: DerivedStage = CleanedStage(catalog, config)
+    return stage
+
+
+def run(config: Config, stop: threading.Event | None = None) -> None:
+    """Run the processor of ``config`` until ``stop`` is set (or, when no ``stop`` is given,
+    SIGTERM/SIGINT arrives); the micro-batch in hand is committed first.
+
+    Raises ``TerminalError`` (or the unexpected error) after logging it: the caller exits
+    non-zero. Transient failures are retried inside."""
+    from insightloop.log.factory import open_log
+
+    if stop is None:
+        stop = threading.Event()
+        _stop_on_signals(stop)
+    with _exclusive(lake_root(config) / "processor.lock"):
+        log = open_log(config)
+        try:
+            catalog = open_catalog(config)
+            build_processor(config, log, catalog).run(stop)
+        finally:
+            log.close()
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+
+
+@contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock: one processor per lake (a second would commit clashing sequences)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise TerminalError(f"another processor holds {path}: only one may run per lake") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
