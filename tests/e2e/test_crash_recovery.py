@@ -16,7 +16,7 @@ import pytest
 from insightloop.config import Config
 from insightloop.testing import Services
 
-from .conftest import WRITE_KEY, read_table, wait_for
+from e2e_support import WRITE_KEY, read_table, wait_for
 
 pytestmark = pytest.mark.slow
 

@@ -61,6 +61,8 @@ def decode(raw: bytes) -> Message | Problem:
     except msgspec.ValidationError as exc:
         field = _field_of(str(exc))
         return Problem(FailureKind.WRONG_TYPE, field, f"wrong type: {exc}")
+    except UnicodeDecodeError as exc:
+        return Problem(FailureKind.INVALID_UTF8, None, f"invalid UTF-8: {exc}")
     except msgspec.DecodeError as exc:
         text = str(exc)
         kind = FailureKind.INVALID_UTF8 if "UTF-8" in text or "utf-8" in text else FailureKind.MALFORMED_JSON
