@@ -1,0 +1,109 @@
+"""The stage's Iceberg tables: created on first use, and written one catalog commit each.
+
+A commit adds the batch's new columns and its rows in one transaction (readers never see
+a column without its rows, or rows of an unknown column) and records in its snapshot
+``watermarks.RAW_SEQ``: the highest raw ``ingest_seq`` of the batch, so a replay skips, per
+table, the rows that table already holds. pyiceberg retries a commit that lost a race
+(e.g. with compaction) on the refreshed table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.expressions import BooleanExpression
+from pyiceberg.table import Table
+
+from insightloop.lake.watermarks import RAW_SEQ, committed_property
+from insightloop.processor.cleaned.coltypes import ICEBERG_TYPES, Kind, kind_of_iceberg
+from insightloop.processor.cleaned.reconcile import Column
+from insightloop.processor.cleaned.tables import TableSpec
+
+
+class Tables:
+    """Handles on the stage's tables, with the raw sequence each one holds."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._tables: dict[str, Table] = {}
+        self._seqs: dict[str, int] = {}
+        self._kinds: dict[str, dict[str, Kind | None]] = {}
+
+    def forget(self) -> None:
+        """Drop every cached handle: the next use reloads from the catalog (after a failure,
+        when what was committed is not known)."""
+        self._tables.clear()
+        self._seqs.clear()
+        self._kinds.clear()
+
+    def table(self, spec: TableSpec) -> Table:
+        table = self._tables.get(spec.identifier)
+        if table is None:
+            table = self._load_or_create(spec)
+            self._tables[spec.identifier] = table
+        return table
+
+    def _load_or_create(self, spec: TableSpec) -> Table:
+        try:
+            return self._catalog.load_table(spec.identifier)
+        except NoSuchTableError:
+            pass
+        try:
+            return self._catalog.create_table(
+                spec.identifier, schema=spec.schema(), partition_spec=spec.partition_spec()
+            )
+        except TableAlreadyExistsError:
+            return self._catalog.load_table(spec.identifier)
+
+    def exists(self, spec: TableSpec) -> bool:
+        return spec.identifier in self._tables or self._catalog.table_exists(spec.identifier)
+
+    def seq(self, spec: TableSpec) -> int:
+        """The highest raw ``ingest_seq`` the table holds (0: none)."""
+        seq = self._seqs.get(spec.identifier)
+        if seq is None:
+            if spec.identifier not in self._tables and not self._catalog.table_exists(spec.identifier):
+                return 0
+            value = committed_property(self.table(spec), RAW_SEQ)
+            seq = int(value) if value is not None else 0
+            self._seqs[spec.identifier] = seq
+        return seq
+
+    def kinds(self, spec: TableSpec) -> dict[str, Kind | None]:
+        """The table's columns: name → kind (None for the fixed columns of other types)."""
+        kinds = self._kinds.get(spec.identifier)
+        if kinds is None:
+            if spec.identifier not in self._tables and not self._catalog.table_exists(spec.identifier):
+                return {name: kind_of_iceberg(iceberg_type) for name, iceberg_type, _ in spec.columns}
+            kinds = {f.name: kind_of_iceberg(f.field_type) for f in self.table(spec).schema().fields}
+            self._kinds[spec.identifier] = kinds
+        return kinds
+
+    def write(
+        self,
+        spec: TableSpec,
+        data: pa.Table,
+        new_columns: Sequence[Column],
+        seq: int,
+        replace: BooleanExpression | None = None,
+    ) -> None:
+        """Add ``new_columns`` and ``data`` (replacing the rows matching ``replace``) in one
+        commit recording ``seq``."""
+        table = self.table(spec)
+        properties = {RAW_SEQ: str(seq)}
+        with table.transaction() as transaction:
+            if new_columns:
+                with transaction.update_schema() as update:
+                    for column in new_columns:
+                        update.add_column(column.name, ICEBERG_TYPES[column.kind], doc=column.doc)
+            if replace is None:
+                transaction.append(data, snapshot_properties=properties)
+            else:
+                transaction.overwrite(data, overwrite_filter=replace, snapshot_properties=properties)
+        self._seqs[spec.identifier] = seq
+        kinds = self._kinds.get(spec.identifier)
+        if kinds is not None:
+            kinds.update((column.name, column.kind) for column in new_columns)

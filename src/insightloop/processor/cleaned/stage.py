@@ -1,0 +1,203 @@
+"""Stage 2 for SDK events: raw → the cleaned Segment warehouse tables, exactly once.
+
+One ``apply`` per raw batch:
+
+1. rows at or below the watermark are ignored (already complete everywhere);
+2. rows that cannot become cleaned rows go to quarantine (``quarantine``);
+3. dedup: the first copy of each (source, message id) in raw order is kept, later copies
+   (in the batch, or within ``dedup_window_days`` of the first) are dropped (``dedup``);
+4. each table's rows are built (``rows``, ``users``) and committed, one commit per table,
+   each recording the batch's highest ``ingest_seq``; rows at or below what a table already
+   recorded are left out of it (a replay after a crash between two tables' commits);
+5. only then are the kept ids and the new watermark written (``dedup.SeenIds``).
+
+So after a crash anywhere, the runner re-applies the rows above ``watermark()``: the
+dedup set is exactly as it was before those rows, every decision comes out the same, and
+each table adds just the rows it lacks. A table that got no rows in a batch never holds
+the watermark back, because the watermark is the stage's own marker, not a minimum over
+tables. After a failed ``apply`` (an exception), cached table state is dropped and reloaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import structlog
+from pyiceberg.catalog import Catalog
+
+from insightloop.config import Config
+from insightloop.processor.cleaned.commits import Tables
+from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_key
+from insightloop.processor.cleaned.quarantine import Failure, quarantine_rows, rejection_failure
+from insightloop.processor.cleaned.rows import Prepared, build, prepare
+from insightloop.processor.cleaned.tables import ARROW_TIME, BY_TYPE, IDENTIFIES, QUARANTINE_SPEC, USERS
+from insightloop.processor.cleaned.users import build_users
+from insightloop.segment.message import Message, Problem, decode
+from insightloop.types import FailureKind
+
+_log = structlog.get_logger(__name__)
+
+REJECTED = "rejected"
+
+
+@dataclass(slots=True)
+class ApplyStats:
+    """What the last ``apply`` did (for metrics and benchmarks)."""
+
+    rows: int = 0
+    kept: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    tables: int = 0
+    dropped_values: int = 0
+    build_seconds: float = 0.0
+    commit_seconds: float = 0.0
+
+
+class CleanedStage:
+    """``DerivedStage`` writing ``cleaned.*`` and ``quarantine.sdk_events`` from raw SDK events."""
+
+    def __init__(self, catalog: Catalog, config: Config, *, clock: Callable[[], int] | None = None) -> None:
+        self._tables = Tables(catalog)
+        self._seen = SeenIds(config.path("processor", "cleaned"), config.processor.dedup_window_days)
+        self._clock = clock or (lambda: time.time_ns() // 1000)
+        self.stats = ApplyStats()
+
+    def watermark(self) -> int:
+        return self._seen.marker
+
+    def apply(self, raw: pa.Table, messages: Sequence[Message | None] | None = None) -> None:
+        try:
+            self._apply(raw, messages)
+        except BaseException:
+            self._tables.forget()
+            raise
+
+    def _apply(self, raw: pa.Table, messages: Sequence[Message | None] | None) -> None:
+        self.stats = stats = ApplyStats(rows=raw.num_rows)
+        if raw.num_rows == 0:
+            return
+        started = time.perf_counter()
+        marker = self._seen.marker
+        seqs = raw.column("ingest_seq")
+        top: int = pc.max(seqs).as_py()
+        if top <= marker:
+            return
+        if pc.min(seqs).as_py() <= marker:
+            mask = pc.greater(seqs, marker)
+            if messages is not None:
+                messages = [m for m, keep in zip(messages, mask.to_pylist(), strict=True) if keep]
+            raw = raw.filter(mask)
+        now = self._clock()
+
+        failures, good, decoded = _classify(raw, messages)
+        sources = raw.column("source").to_pylist()
+        event_ids = raw.column("event_id").to_pylist()
+        keys = [id_key(sources[i], event_ids[i]) for i in good]
+        fresh = self._seen.fresh(keys)
+        kept = [i for i, new in zip(good, fresh, strict=True) if new]
+        kept_keys = [k for k, new in zip(keys, fresh, strict=True) if new]
+        stats.duplicates = len(good) - len(kept)
+
+        prepared: Prepared | None = None
+        if kept:
+            streams = raw.column("stream").to_pylist()
+            kept_messages: list[Message] = []
+            for i in kept:
+                message = decoded[i]
+                assert message is not None  # _classify decoded every good row
+                kept_messages.append(message)
+            prepared = prepare(
+                raw.take(pa.array(kept, pa.int64())), kept_messages, [streams[i] for i in kept], now
+            )
+            for position, field in prepared.bad.items():
+                reason = f"`{field}` is not a JSON object"
+                failures.append(Failure(kept[position], FailureKind.WRONG_TYPE, field, reason))
+        stats.kept = len(kept) - (len(prepared.bad) if prepared else 0)
+        stats.quarantined = len(failures)
+        stats.build_seconds = time.perf_counter() - started
+
+        if prepared is not None:
+            self._write_tables(prepared, top, now)
+        if failures:
+            self._write_quarantine(raw, failures, top, now)
+
+        received = raw.column("received_at").cast(pa.int64()).to_pylist()
+        bad = prepared.bad if prepared is not None else {}
+        pairs = zip(kept, kept_keys, strict=True)
+        seen = group_by_day((key, received[i]) for p, (i, key) in enumerate(pairs) if p not in bad)
+        self._seen.record(seen, top)
+        stats.build_seconds = time.perf_counter() - started - stats.commit_seconds
+
+    def _write_tables(self, prepared: Prepared, top: int, now: int) -> None:
+        stats = self.stats
+        tables = self._tables
+        for group in prepared.groups.values():
+            spec = group.spec
+            built = build(prepared, group, tables.seq(spec), tables.kinds(spec))
+            if built is None:
+                continue
+            committing = time.perf_counter()
+            tables.write(spec, built.data, built.new_columns, top)
+            stats.commit_seconds += time.perf_counter() - committing
+            stats.tables += 1
+            stats.dropped_values += built.dropped
+        identifies = prepared.groups.get(IDENTIFIES.identifier)
+        if identifies is not None:
+            loaded_at = pa.scalar(now, ARROW_TIME).as_py()
+            users = build_users(prepared, identifies, tables, loaded_at)
+            if users is not None:
+                committing = time.perf_counter()
+                tables.write(USERS, users.data, users.new_columns, top, replace=users.replace)
+                stats.commit_seconds += time.perf_counter() - committing
+                stats.tables += 1
+                stats.dropped_values += users.dropped
+        if stats.dropped_values:
+            _log.warning("values with no column left", count=stats.dropped_values)
+
+    def _write_quarantine(self, raw: pa.Table, failures: list[Failure], top: int, now: int) -> None:
+        after = self._tables.seq(QUARANTINE_SPEC)
+        seqs = raw.column("ingest_seq").to_pylist()
+        failures = sorted((f for f in failures if seqs[f.index] > after), key=lambda f: f.index)
+        if not failures:
+            return
+        committing = time.perf_counter()
+        self._tables.write(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), (), top)
+        self.stats.commit_seconds += time.perf_counter() - committing
+        self.stats.tables += 1
+
+
+def _classify(
+    raw: pa.Table, messages: Sequence[Message | None] | None
+) -> tuple[list[Failure], list[int], list[Message | None]]:
+    """Rows to quarantine, rows of known message types (indices), and every row's message
+    (decoded here when the caller had none)."""
+    streams = raw.column("stream").to_pylist()
+    rejections = raw.column("rejection").to_pylist()
+    decoded: list[Message | None] = list(messages) if messages is not None else [None] * raw.num_rows
+    payloads: list[bytes] | None = None
+    failures: list[Failure] = []
+    good: list[int] = []
+    for index, (stream, rejection) in enumerate(zip(streams, rejections, strict=True)):
+        if rejection is not None or stream == REJECTED:
+            failures.append(rejection_failure(index, rejection))
+            continue
+        if stream not in BY_TYPE:
+            failures.append(
+                Failure(index, FailureKind.UNKNOWN_TYPE, "type", f"unknown message type {stream!r}")
+            )
+            continue
+        if decoded[index] is None:
+            if payloads is None:
+                payloads = raw.column("payload").to_pylist()
+            result = decode(payloads[index])
+            if isinstance(result, Problem):
+                failures.append(Failure(index, result.kind, result.field, result.reason))
+                continue
+            decoded[index] = result
+        good.append(index)
+    return failures, good, decoded

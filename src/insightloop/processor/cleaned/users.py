@@ -1,0 +1,135 @@
+"""``cleaned.users``: each user's latest traits, merged from their identify calls.
+
+As in Segment, traits merge key by key: a newer identify overrides the traits it carries
+and keeps the others. "Newer" is by event time (``timestamp``), not arrival: every trait
+column remembers the event time of the identify its value came from (``traits_updated_at``,
+JSON column → µs), so a late, older identify only fills traits nobody newer has set. Ties
+go to the later arrival. A null trait sets nothing (it cannot be told from an absent one).
+``received_at``/``timestamp`` are those of the user's newest identify.
+
+Column names and types are those of ``identifies`` (the same naming and type policy).
+
+It is a current-state table, written as an overwrite of the batch's users (``overwrite``
+with ``In("id", ids)``: one catalog commit; pyiceberg's upsert is avoided, see PITFALLS),
+unpartitioned. The overwrite rewrites every data file holding one of those users, so its
+cost grows with the table: compaction keeps the file count down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyiceberg.expressions import BooleanExpression, In
+
+from insightloop.processor.cleaned.coltypes import ARROW_TYPES
+from insightloop.processor.cleaned.commits import Tables
+from insightloop.processor.cleaned.reconcile import Column, reconcile
+from insightloop.processor.cleaned.rows import Group, Prepared, dynamic_named, new_columns, select
+from insightloop.processor.cleaned.tables import IDENTIFIES, TRAIT_TIMES, USERS, arrow_type_of
+from insightloop.segment.message import to_micros
+
+_RESERVED = IDENTIFIES.fixed_names | USERS.fixed_names
+_OLDEST = -(2**63)
+
+
+@dataclass(frozen=True, slots=True)
+class UsersUpdate:
+    """The new rows of the batch's users, the columns to add, and which stored rows they
+    replace (None: all of them are new users)."""
+
+    data: pa.Table
+    new_columns: list[Column]
+    replace: BooleanExpression | None
+    dropped: int
+
+
+def build_users(
+    prepared: Prepared, identifies: Group, tables: Tables, loaded_at: datetime
+) -> UsersUpdate | None:
+    """The new state of every user the batch identifies (and the users table lacks)."""
+    chosen = select(prepared, identifies, tables.seq(USERS))
+    user_ids = prepared.common.columns["user_id"]
+    positions = [identifies.positions[i] for i in chosen]
+    ids: list[str | None] = user_ids.take(pa.array(positions, pa.int64())).to_pylist()
+    chosen = [index for index, user in zip(chosen, ids, strict=True) if user is not None]
+    if not chosen:
+        return None
+    positions = [identifies.positions[i] for i in chosen]
+    rows = pa.array(positions, pa.int64())
+    within = pa.array(chosen, pa.int64())
+    kinds = tables.kinds(USERS)
+    reconciled = reconcile(dynamic_named(identifies, within, _RESERVED, "trait"), kinds)
+    common = prepared.common.columns
+    update = _Updates(
+        ids=user_ids.take(rows).to_pylist(),
+        times=common["timestamp"].take(rows).to_pylist(),
+        micros=pc.cast(common["timestamp"].take(rows), pa.int64()).to_pylist(),
+        received=common["received_at"].take(rows).to_pylist(),
+        traits={name: column.values.to_pylist() for name, column in reconciled.columns.items()},
+    )
+    distinct = sorted(set(update.ids))
+    existing: list[dict[str, Any]] = []
+    if tables.exists(USERS):
+        existing = tables.table(USERS).scan(row_filter=_ids_in(distinct)).to_arrow().to_pylist()
+    merged = _merge(existing, update, loaded_at)
+    schema = pa.schema(
+        [pa.field(name, arrow_type_of(t)) for name, t, _ in USERS.columns]
+        + [
+            pa.field(name, ARROW_TYPES[kind])
+            for name, kind in kinds.items()
+            if kind and name not in _RESERVED
+        ]
+        + [pa.field(c.name, ARROW_TYPES[c.kind]) for c in new_columns(reconciled, kinds)]
+    )
+    data = pa.Table.from_pylist(merged, schema=schema)
+    replace = _ids_in(sorted(row["id"] for row in existing)) if existing else None
+    return UsersUpdate(data, new_columns(reconciled, kinds), replace, reconciled.dropped)
+
+
+def _ids_in(ids: list[str]) -> BooleanExpression:
+    # pyiceberg's In is a pydantic model whose __new__ mypy does not see.
+    expression: BooleanExpression = In("id", ids)  # type: ignore[call-arg, arg-type]
+    return expression
+
+
+@dataclass(frozen=True, slots=True)
+class _Updates:
+    """The batch's identifies of known users, in arrival order, as Python values."""
+
+    ids: list[Any]
+    times: list[Any]
+    micros: list[Any]
+    received: list[Any]
+    traits: dict[str, list[Any]]
+
+
+def _merge(existing: list[dict[str, Any]], update: _Updates, loaded_at: datetime) -> list[dict[str, Any]]:
+    state: dict[str, dict[str, Any]] = {}
+    trait_times: dict[str, dict[str, int]] = {}
+    for row in existing:
+        state[row["id"]] = row
+        trait_times[row["id"]] = orjson.loads(row.get(TRAIT_TIMES) or "{}")
+    # Oldest first; ties keep arrival order (sorted is stable), so the later arrival wins.
+    for i in sorted(range(len(update.ids)), key=update.micros.__getitem__):
+        user = update.ids[i]
+        at = update.micros[i]
+        row = state.setdefault(user, {"id": user})
+        times = trait_times.setdefault(user, {})
+        for name, values in update.traits.items():
+            value = values[i]
+            if value is not None and at >= times.get(name, _OLDEST):
+                row[name] = value
+                times[name] = at
+        newest = row.get("timestamp")
+        if newest is None or at >= to_micros(newest):
+            row["timestamp"] = update.times[i]
+            row["received_at"] = update.received[i]
+    for user, row in state.items():
+        row[TRAIT_TIMES] = orjson.dumps(trait_times[user], option=orjson.OPT_SORT_KEYS).decode()
+        row["loaded_at"] = loaded_at
+    return list(state.values())
