@@ -1,0 +1,234 @@
+"""``insightloop demo``: the pipeline under realistic traffic, and what came out of it.
+
+Uses the configured data directory (``.insightloop`` by default), cleared at the start of
+each demo; a directory holding data the demo did not create is refused, never cleared.
+Runs the same supervised children as ``insightloop up``, sends traffic at ``--rate`` for
+``--duration`` (or until Ctrl-C), waits for the pipeline to catch up, then prints the report.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+from rich.console import Console
+from rich.live import Live
+
+from insightloop.cli.demo_view import DemoView, render_summary
+from insightloop.cli.services import SERVICES, running_pid
+from insightloop.cli.supervisor import Policy, Supervisor
+from insightloop.cli.up import collector_url, port_in_use, service_children
+from insightloop.config import Config
+from insightloop.demo.driver import TrafficRun
+from insightloop.demo.report import LakeProbe, LatencyTracker, summarize
+from insightloop.demo.traffic import Traffic
+from insightloop.lake.raw_table import SDK_EVENTS
+
+#: Marks a data directory as the demo's own: only such a directory is ever cleared.
+DEMO_MARKER = "demo-run.json"
+HEALTH_TIMEOUT = 60.0
+DRAIN_TIMEOUT = 90.0
+PROBE_EVERY = 1.0
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message says why and what to do."""
+
+
+def prepare_data_dir(config: Config) -> Path:
+    path = Path(config.data_dir)
+    if path.exists() and any(path.iterdir()):
+        if not (path / DEMO_MARKER).is_file():
+            raise DemoError(
+                f"data dir {path} holds data the demo did not create; run `make clean`, or point "
+                "INSIGHTLOOP_DATA_DIR at another directory for the demo"
+            )
+        for name in SERVICES:
+            pid = running_pid(config, name)
+            if pid is not None:
+                raise DemoError(f"a {name} of an earlier run is still running (pid {pid}); stop it first")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / DEMO_MARKER).write_text(json.dumps({"started_at": time.time()}) + "\n")
+    return path
+
+
+def write_keys(config: Config) -> tuple[str, str, str, str]:
+    """(web source, its key, mobile source, its key): the mobile traffic uses another source."""
+    sources = [(name, src.write_keys[0]) for name, src in config.collector.sources.items() if src.write_keys]
+    if not sources:
+        raise DemoError("collector.sources names no write keys: the demo needs at least one")
+    web = next((s for s in sources if s[0] == "web"), sources[0])
+    others = [s for s in sources if s != web]
+    mobile_words = ("ios", "android", "mobile", "app")
+    mobile = next((s for s in others if any(w in s[0] for w in mobile_words)), others[0] if others else web)
+    return web[0], web[1], mobile[0], mobile[1]
+
+
+def healthy(url: str) -> bool:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=1.0)
+    try:
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+class _Logs:
+    """Children's output to ``<data_dir>/logs/<name>.log``; supervisor lines also kept for display."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._files: dict[str, IO[str]] = {}
+        self._lock = threading.Lock()
+        self.recent: deque[str] = deque(maxlen=4)
+
+    def __call__(self, name: str, line: str) -> None:
+        with self._lock:
+            file = self._files.get(name)
+            if file is None:
+                file = self._files[name] = (self.directory / f"{name}.log").open("a", encoding="utf-8")
+            file.write(line + "\n")
+            file.flush()
+            if name == "supervisor" and not line.startswith(("started", "stopping", "stopped")):
+                self.recent.append(line)
+
+    def close(self) -> None:
+        with self._lock:
+            for file in self._files.values():
+                file.close()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(config: Config, config_path: Path | None, duration: float | None, rate: float, seed: int) -> int:
+    console = Console()
+    try:
+        return _run(console, config, config_path, duration, rate, seed)
+    except DemoError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 1
+
+
+def _run(
+    console: Console, config: Config, config_path: Path | None, duration: float | None, rate: float, seed: int
+) -> int:
+    url = collector_url(config)
+    if port_in_use(config.collector.host, config.collector.port):
+        raise DemoError(f"{url} is already in use (another collector running?)")
+    web_source, web_key, mobile_source, mobile_key = write_keys(config)
+    data_dir = prepare_data_dir(config)
+    logs = _Logs(data_dir / "logs")
+    env = {**os.environ, "INSIGHTLOOP_DATA_DIR": str(data_dir)}
+    supervisor = Supervisor(service_children(config_path, env), logs, Policy(max_restarts=5))
+    stop_services = threading.Event()
+    outcome: list[int] = []
+    services = threading.Thread(
+        target=lambda: outcome.append(supervisor.run(stop_services)), name="demo-supervisor", daemon=True
+    )
+    # Ctrl-C and SIGTERM alike: stop sending, let the pipeline catch up (again: skip that), report.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    console.print(f"[bold]InsightLoop demo[/]  data dir: {data_dir} (cleared at the start of every demo)")
+    console.print(f"service logs: {logs.directory}/", highlight=False)
+    services.start()
+    traffic: TrafficRun | None = None
+    try:
+        with console.status("starting the collector and the processor …"):
+            deadline = time.monotonic() + HEALTH_TIMEOUT
+            while not healthy(url):
+                if not services.is_alive() or time.monotonic() > deadline:
+                    raise DemoError(
+                        f"the collector did not come up at {url}; see {logs.directory}/collector.log"
+                    )
+                time.sleep(0.3)
+        console.print(
+            f"collector: [bold]{url}[/]  (Segment HTTP API: /v1/batch, /v1/track, …)", highlight=False
+        )
+        console.print(
+            f"write keys: {web_source} = [bold]{web_key}[/], {mobile_source} = [bold]{mobile_key}[/]"
+        )
+        console.print(
+            f"point any Segment SDK at it: analytics.host = {url!r}; analytics.write_key = {web_key!r}\n",
+            highlight=False,
+        )
+
+        traffic = TrafficRun(Traffic(web_key, mobile_key, seed=seed), url, rate, duration)
+        probe = LakeProbe(config)
+        latency = LatencyTracker(probe)
+        view = DemoView(traffic, supervisor, logs.recent, duration)
+        skipped = False
+        traffic.start()
+        with Live(view.render({}, latency), console=console, refresh_per_second=4, transient=False) as live:
+            rows: dict[str, int] = {}
+            try:
+                while traffic.running and not outcome:
+                    rows = _probe(traffic, probe, latency, rows)
+                    live.update(view.render(rows, latency))
+                    time.sleep(PROBE_EVERY)
+            except KeyboardInterrupt:
+                pass  # stop sending, but still let the pipeline catch up
+            traffic.stop()
+            traffic.join()
+            view.phase = "waiting for the pipeline to catch up (Ctrl-C skips)"
+            try:
+                deadline = time.monotonic() + DRAIN_TIMEOUT
+                while not outcome and time.monotonic() < deadline:
+                    rows = _probe(traffic, probe, latency, rows)
+                    live.update(view.render(rows, latency))
+                    if not latency.pending and rows.get(SDK_EVENTS, 0) >= traffic.stats.events_accepted:
+                        break
+                    time.sleep(PROBE_EVERY)
+            except KeyboardInterrupt:
+                skipped = True
+            view.phase = "done"
+            live.update(view.render(rows, latency))
+        if skipped:
+            console.print("\nnot waiting for the pipeline: the report shows what had landed so far")
+        summary = summarize(config)
+        render_summary(console, traffic.stats, summary, latency, PROBE_EVERY)
+        console.print(
+            "\nexplore it: [bold]insightloop status[/], "
+            '[bold]insightloop query "SELECT count(*) FROM cleaned.tracks"[/]'
+        )
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        stop_services.set()
+        with console.status("stopping the services …"):
+            services.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        logs.close()
+    if outcome and outcome[0] != 0:
+        console.print(f"[red]the services failed (exit code {outcome[0]}); see {logs.directory}/[/]")
+        return 1
+    return 0 if traffic is not None and traffic.stats.requests_ok else 1
+
+
+def _probe(
+    traffic: TrafficRun, probe: LakeProbe, latency: LatencyTracker, rows: dict[str, int]
+) -> dict[str, int]:
+    with traffic.lock:
+        markers = dict(traffic.stats.markers)
+    latency.add(markers)
+    now = time.monotonic()
+    try:
+        latency.poll(now)
+        return probe.table_rows()
+    except Exception:  # a table being created or committed to right now: look again next time
+        return rows

@@ -1,0 +1,105 @@
+"""Running one service in the foreground (``insightloop collector`` / ``insightloop processor``).
+
+Each running service leaves ``<data_dir>/run/<name>.pid`` for ``insightloop status``. Under a
+supervisor (``SUPERVISOR_PID_ENV`` set) a service stops itself (SIGTERM to itself) when the
+supervisor dies, so a killed supervisor leaves no orphans behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+
+from insightloop.cli.context import config_errors_exit, fail
+from insightloop.cli.supervisor import SUPERVISOR_PID_ENV
+from insightloop.config import Config
+from insightloop.errors import InsightloopError
+
+SERVICES = ("collector", "processor")
+
+
+def pid_file(config: Config, name: str) -> Path:
+    return config.path("run", f"{name}.pid")
+
+
+def running_pid(config: Config, name: str) -> int | None:
+    """The pid of a running ``name`` service, from its pid file; None if it is not running."""
+    try:
+        pid = int(pid_file(config, name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # exists, owned by another user
+    return pid
+
+
+@contextmanager
+def service_running(config: Config, name: str) -> Iterator[None]:
+    """Mark ``name`` as running (pid file) and watch the supervisor, if any, while inside."""
+    path = pid_file(config, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{os.getpid()}\n")
+    _watch_parent()
+    try:
+        with config_errors_exit():
+            yield
+    except InsightloopError as exc:  # e.g. another processor holds the lake's lock
+        raise fail(f"{name}: {exc}") from None
+    finally:
+        with suppress(OSError, ValueError):
+            if int(path.read_text().strip()) == os.getpid():
+                path.unlink()
+
+
+def _watch_parent(interval: float = 1.0) -> None:
+    expected = os.environ.get(SUPERVISOR_PID_ENV)
+    if not expected or not expected.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(expected):
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def run_collector(config: Config) -> None:
+    """Serve the Segment HTTP API until SIGINT/SIGTERM, then exit 0.
+
+    uvicorn shuts down gracefully on either signal, restores the handlers it found and
+    raises the signal again: ours turns it into a clean exit (pid file removed, code 0)."""
+    from insightloop.collector.server import serve
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    with service_running(config, "collector"):
+        serve(config)
+
+
+def run_processor(config: Config) -> None:
+    """Run the stream processor until SIGINT/SIGTERM, letting it finish its micro-batch."""
+    from insightloop.processor.runner import run
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    with service_running(config, "processor"):
+        run(config, stop=stop)

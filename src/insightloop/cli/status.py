@@ -1,0 +1,215 @@
+"""``insightloop status``: what the lake holds, how fresh it is, how far behind the log is, and
+whether the services are up. Read-only and cheap: counts come from snapshot summaries, never
+from scanning data; an empty or missing data directory is a valid (empty) status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import json
+import time
+
+import msgspec
+from pyiceberg.catalog import Catalog
+from pyiceberg.conversions import from_bytes
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Operation
+from pyiceberg.types import TimestampType, TimestamptzType
+
+from insightloop.cli.services import SERVICES, running_pid
+from insightloop.config import Config
+from insightloop.lake.catalog import NAMESPACES, open_catalog
+from insightloop.lake.raw_table import SDK_EVENTS
+from insightloop.lake.watermarks import LOG_POSITIONS, committed_property
+from insightloop.warehouse import lake_exists
+
+#: Columns whose newest value tells how fresh a table is, in order of preference.
+FRESHNESS_COLUMNS = ("received_at", "timestamp", "event_time")
+#: The processor's consumer name in log checkpoints when its runner does not say otherwise.
+DEFAULT_CONSUMER = "processor"
+
+
+class TableStatus(msgspec.Struct):
+    table: str
+    rows: int
+    snapshots: int
+    last_commit: str | None
+    newest_column: str | None
+    newest: str | None
+    rows_last_minute: int
+    rows_last_5_minutes: int
+
+
+class ShardStatus(msgspec.Struct):
+    shard: str
+    checkpoint: int | None
+    committed: int | None
+    lag_records: int | None
+    lag_seconds: float | None
+
+
+class ServiceStatus(msgspec.Struct):
+    name: str
+    up: bool
+    detail: str
+
+
+class Status(msgspec.Struct):
+    data_dir: str
+    generated_at: str
+    tables: list[TableStatus]
+    log: list[ShardStatus]
+    log_error: str | None
+    services: list[ServiceStatus]
+
+
+def collect(config: Config, now: float | None = None) -> Status:
+    now = time.time() if now is None else now
+    tables: list[TableStatus] = []
+    committed: dict[str, int] = {}
+    if lake_exists(config):
+        catalog = open_catalog(config)
+        for table in _tables(catalog):
+            tables.append(table_status(table, now))
+            if ".".join(table.name()[-2:]) == SDK_EVENTS:
+                committed = _committed_positions(table)
+    shards, log_error = _log_status(config, committed)
+    return Status(
+        data_dir=config.data_dir,
+        generated_at=_iso(now),
+        tables=tables,
+        log=shards,
+        log_error=log_error,
+        services=[_collector_status(config), _pid_status(config, "processor")],
+    )
+
+
+def _tables(catalog: Catalog) -> list[Table]:
+    return [
+        catalog.load_table(identifier)
+        for namespace in NAMESPACES
+        for identifier in sorted(catalog.list_tables(namespace))
+    ]
+
+
+def table_status(table: Table, now: float) -> TableStatus:
+    """Row count, last commit, newest event and rows added lately, from metadata only."""
+    name = ".".join(table.name()[-2:])
+    snapshot = table.current_snapshot()
+    rows = 0
+    added = {60: 0, 300: 0}
+    if snapshot is not None and snapshot.summary is not None:
+        rows = int(snapshot.summary.get("total-records", "0"))
+    ancestor = snapshot
+    while ancestor is not None and ancestor.timestamp_ms / 1000 >= now - 300:
+        summary = ancestor.summary
+        if summary is not None and summary.operation == Operation.APPEND:
+            count = int(summary.get("added-records", "0"))
+            for window in added:
+                if ancestor.timestamp_ms / 1000 >= now - window:
+                    added[window] += count
+        parent = ancestor.parent_snapshot_id
+        ancestor = None if parent is None else table.metadata.snapshot_by_id(parent)
+    column, newest = _newest(table)
+    return TableStatus(
+        table=name,
+        rows=rows,
+        snapshots=len(table.metadata.snapshots),
+        last_commit=None if snapshot is None else _iso(snapshot.timestamp_ms / 1000),
+        newest_column=column,
+        newest=newest,
+        rows_last_minute=added[60],
+        rows_last_5_minutes=added[300],
+    )
+
+
+def _newest(table: Table) -> tuple[str | None, str | None]:
+    """The newest value of the table's freshness column, from the data files' upper bounds."""
+    schema = table.schema()
+    names = {field.name: field for field in schema.fields}
+    column = next((c for c in FRESHNESS_COLUMNS if c in names), None)
+    if column is None or table.current_snapshot() is None:
+        return column, None
+    field = names[column]
+    if not isinstance(field.field_type, TimestampType | TimestamptzType):
+        return column, None
+    newest: int | None = None
+    for task in table.scan().plan_files():
+        bound = (task.file.upper_bounds or {}).get(field.field_id)
+        if bound is not None:
+            value = int(from_bytes(field.field_type, bound))
+            newest = value if newest is None else max(newest, value)
+    return column, None if newest is None else _iso(newest / 1_000_000)
+
+
+def _committed_positions(table: Table) -> dict[str, int]:
+    text = committed_property(table, LOG_POSITIONS)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _consumer_name() -> str:
+    try:
+        from insightloop.processor import runner
+    except ImportError:
+        return DEFAULT_CONSUMER
+    name = getattr(runner, "CONSUMER", DEFAULT_CONSUMER)
+    return name if isinstance(name, str) else DEFAULT_CONSUMER
+
+
+def _log_status(config: Config, committed: dict[str, int]) -> tuple[list[ShardStatus], str | None]:
+    if not config.path().is_dir():
+        return [], None
+    try:
+        from insightloop.log.factory import open_log
+
+        log = open_log(config)
+    except Exception as exc:  # the log may be missing, locked or not built yet: status still works
+        return [], f"log unavailable: {exc}"
+    consumer = _consumer_name()
+    out: list[ShardStatus] = []
+    try:
+        for shard in log.shards():
+            saved = log.checkpoint(consumer, shard)
+            done = committed.get(shard)
+            known = [o for o in (saved, done) if o is not None]
+            lag = log.lag(shard, max(known) if known else None)
+            out.append(ShardStatus(shard, saved, done, lag.records, lag.seconds))
+    except Exception as exc:
+        return out, f"log unavailable: {exc}"
+    finally:
+        log.close()
+    return out, None
+
+
+def _collector_status(config: Config) -> ServiceStatus:
+    host = config.collector.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    url = f"http://{host}:{config.collector.port}"
+    connection = http.client.HTTPConnection(host, config.collector.port, timeout=1.0)
+    try:
+        connection.request("GET", "/health")
+        code = connection.getresponse().status
+    except OSError as exc:
+        return ServiceStatus("collector", False, f"{url}/health: {exc.strerror or exc}")
+    finally:
+        connection.close()
+    return ServiceStatus("collector", code == 200, f"{url}/health answered {code}")
+
+
+def _pid_status(config: Config, name: str) -> ServiceStatus:
+    assert name in SERVICES
+    pid = running_pid(config, name)
+    if pid is None:
+        return ServiceStatus(name, False, "not running (no live pid file)")
+    return ServiceStatus(name, True, f"running, pid {pid}")
+
+
+def _iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,76 @@
+"""Showing a ``status.Status`` to people (rich tables) or programs (JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+from rich.console import Console
+from rich.table import Table
+
+from insightloop.cli.status import Status
+
+
+def to_json(status: Status) -> str:
+    return msgspec.json.format(msgspec.json.encode(status)).decode()
+
+
+def render(status: Status, console: Console) -> None:
+    console.print(f"data dir: {status.data_dir}   (at {status.generated_at})", highlight=False)
+    services = Table("service", "up", "detail", title="Services", title_justify="left")
+    for service in status.services:
+        services.add_row(service.name, "[green]yes[/]" if service.up else "[red]no[/]", service.detail)
+    console.print(services)
+
+    if status.tables:
+        now = dt.datetime.fromisoformat(status.generated_at)
+        tables = Table(
+            "table", "rows", "last commit", "newest row", "+1 min", "+5 min",
+            title="Tables", title_justify="left",
+        )  # fmt: skip
+        tables.columns[0].no_wrap = True
+        for t in status.tables:
+            tables.add_row(
+                t.table,
+                f"{t.rows:,}",
+                _age(t.last_commit, now),
+                _age(t.newest, now),
+                f"{t.rows_last_minute:,}",
+                f"{t.rows_last_5_minutes:,}",
+            )
+        console.print(tables)
+    else:
+        console.print("Tables: none yet (nothing has been processed into the lake)")
+
+    if status.log:
+        shards = Table(
+            "shard", "processed up to", "lag (records)", "lag (seconds)", title="Log", title_justify="left"
+        )
+        for s in status.log:
+            upto = s.checkpoint if s.checkpoint is not None else s.committed
+            shards.add_row(
+                s.shard,
+                "-" if upto is None else str(upto),
+                "-" if s.lag_records is None else f"{s.lag_records:,}",
+                "-" if s.lag_seconds is None else f"{s.lag_seconds:.1f}",
+            )
+        console.print(shards)
+    elif status.log_error:
+        console.print(f"Log: {status.log_error}", highlight=False)
+    else:
+        console.print("Log: none yet")
+
+
+def _age(moment: str | None, now: dt.datetime) -> str:
+    """``"12 s ago"``, ``"3 min ago"``, ``"2 h ago"``, ``"4 d ago"``; in the future: ``"in 5 s"``."""
+    if moment is None:
+        return "-"
+    seconds = (now - dt.datetime.fromisoformat(moment)).total_seconds()
+    ahead, seconds = seconds < 0, abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            text = f"{seconds / size:.0f} {unit}"
+            break
+    else:
+        text = f"{seconds:.0f} s"
+    return f"in {text}" if ahead else f"{text} ago"

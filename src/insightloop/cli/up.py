@@ -1,0 +1,54 @@
+"""``insightloop up``: the collector and the processor as supervised child processes."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from insightloop.cli.services import SERVICES
+from insightloop.cli.supervisor import ChildSpec, LogSink
+from insightloop.config import Config
+
+_STYLES = {"collector": "cyan", "processor": "magenta", "supervisor": "bold yellow"}
+
+
+def service_children(config_path: Path | None, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
+    """One child per service, running this same Python and package: ``python -m insightloop``."""
+    options = ["--config", str(config_path)] if config_path is not None else []
+    return [ChildSpec(name, [sys.executable, "-m", "insightloop", *options, name], env) for name in SERVICES]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (another collector, say)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def collector_url(config: Config) -> str:
+    host = config.collector.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    return f"http://{host}:{config.collector.port}"
+
+
+def console_sink(console: Console) -> LogSink:
+    """Print each line prefixed with its child's name, one line at a time."""
+    lock = threading.Lock()
+    width = max(len(name) for name in (*SERVICES, "supervisor"))
+
+    def sink(name: str, line: str) -> None:
+        style = _STYLES.get(name, "bold")
+        with lock:
+            console.print(f"[{style}]{name:>{width}} |[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+    return sink

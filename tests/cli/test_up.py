@@ -1,0 +1,83 @@
+"""``insightloop up`` end to end (slow): serves Segment batches into the lake, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from insightloop.cli.demo import healthy
+from insightloop.cli.up import collector_url
+from insightloop.config import Config
+from insightloop.demo.sender import Sender
+from insightloop.warehouse import open_warehouse
+
+pytestmark = pytest.mark.slow
+
+
+def wait_until(check: object, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def landed(config: Config, event_id: str) -> bool:
+    with open_warehouse(config, ["raw.sdk_events"]) as warehouse:
+        if "raw.sdk_events" not in warehouse.pins:
+            return False
+        row = warehouse.con.execute(
+            "SELECT count(*) FROM raw.sdk_events WHERE event_id = ?", [event_id]
+        ).fetchone()
+        return row == (1,)
+
+
+def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Config, tmp_path: Path) -> None:
+    pytest.importorskip("insightloop.collector.server")
+    pytest.importorskip("insightloop.processor.runner")
+    output = tmp_path / "up.out"
+    with output.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "insightloop", "up"], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        url = collector_url(config)
+        wait_until(lambda: healthy(url), "the collector")
+        event = {"type": "track", "event": "Report Created", "userId": "u1", "messageId": "up-test-1"}
+        sender = Sender(url)
+        outcome = sender.send("demo-web-write-key", gzip.compress(orjson.dumps({"batch": [event]})))
+        sender.close()
+        assert outcome.status == 200
+        wait_until(lambda: landed(config, "up-test-1"), "the event in raw.sdk_events")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = output.read_text()
+    assert process.returncode == 0, text
+    assert "collector stopped (exit code 0)" in text
+    assert "processor stopped (exit code 0)" in text
+    assert not config.path("run", "collector.pid").exists()
+    assert not config.path("run", "processor.pid").exists()
+
+
+def test_up_refuses_a_port_in_use(env: dict[str, str], config: Config) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", config.collector.port))
+        busy.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "insightloop", "up"], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 1
+    assert "already in use" in result.stderr
