@@ -46,8 +46,6 @@ def test_one_source_serves_both(config: Config) -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end(env: dict[str, str], config: Config) -> None:
-    pytest.importorskip("insightloop.collector.server")
-    pytest.importorskip("insightloop.processor.runner")
     result = subprocess.run(
         [sys.executable, "-m", "insightloop", "demo", "--duration", "3", "--rate", "100"],
         capture_output=True,

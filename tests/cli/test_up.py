@@ -40,8 +40,6 @@ def landed(config: Config, event_id: str) -> bool:
 
 
 def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Config, tmp_path: Path) -> None:
-    pytest.importorskip("insightloop.collector.server")
-    pytest.importorskip("insightloop.processor.runner")
     output = tmp_path / "up.out"
     with output.open("w") as out:
         process = subprocess.Popen(
