@@ -214,3 +214,17 @@ def test_an_empty_log_commits_nothing(catalog: Catalog) -> None:
     p = processor(MemoryLog(), catalog, TableStage(catalog))
     assert p.step() == 0
     assert catalog.load_table(SDK_EVENTS).metadata.current_snapshot() is None
+
+
+def test_a_stage_ahead_of_raw_is_a_terminal_error_not_silent_skipping(catalog: Catalog) -> None:
+    log = MemoryLog()
+    stage = TableStage(catalog)
+    stage.table().append(
+        pa.Table.from_pylist(
+            [{"event_id": "x", "origin": "o", "ingest_seq": 5}], schema=stage.table().schema().as_arrow()
+        ),
+        snapshot_properties={RAW_SEQ: "5"},
+    )
+    fill(log, "shard-0", 1)
+    with pytest.raises(TerminalError, match="was the raw table replaced"):
+        processor(log, catalog, stage).step()

@@ -11,6 +11,7 @@ import pyarrow as pa
 import structlog
 from pyiceberg.table import Table
 
+from insightloop.errors import TerminalError
 from insightloop.lake.raw_table import RAW_ARROW_SCHEMA
 from insightloop.processor.stage import DerivedStage
 
@@ -27,7 +28,12 @@ def read_raw(table: Table, after_seq: int, through_seq: int) -> pa.Table:
 def catch_up(table: Table, stage: DerivedStage, through_seq: int, target_rows: int) -> int:
     """Apply raw sequences after ``stage.watermark()`` through ``through_seq``; returns rows applied."""
     done = stage.watermark()
-    if done >= through_seq:
+    if done > through_seq:
+        raise TerminalError(
+            f"stage 2 has applied raw seq {done} but {'.'.join(table.name())} ends at seq {through_seq}: "
+            "was the raw table replaced? Stage 2 would skip the new rows; rebuild it from raw first"
+        )
+    if done == through_seq:
         return 0
     _log.info("stage 2 catching up from raw", table=".".join(table.name()), after=done, through=through_seq)
     window = 1

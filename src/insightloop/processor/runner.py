@@ -244,14 +244,15 @@ def build_processor(
     return Processor(
         log,
         catalog,
-        _cleaned_stage(catalog, config),
+        cleaned_stage(catalog, config),
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
         compactor=Compactor(catalog, settings.compact_min_files, metrics=metrics),
         metrics=metrics,
     )
 
 
-def _cleaned_stage(catalog: Catalog, config: Config) -> DerivedStage | None:
+def cleaned_stage(catalog: Catalog, config: Config) -> DerivedStage | None:
+    """Stage 2 for SDK events (imported late: stage 1 works without it, with a warning)."""
     try:
         from insightloop.processor.cleaned.stage import CleanedStage
     except ModuleNotFoundError as exc:
