@@ -117,7 +117,6 @@ class Processor:
         """Let stage 2 apply every raw sequence it lacks."""
         if self.stage is not None:
             self._phase = "stage2"
-
             started = self._clock()
             catch_up(self.table, self.stage, self._progress.seq, self.limits.max_events)
             self.metrics.stage_seconds.observe(self._clock() - started)
