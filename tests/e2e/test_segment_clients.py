@@ -41,6 +41,7 @@ def test_segment_python_client_events_land_exactly_once(services: Services, conf
 
     wait_for(lambda: len(_ids(config, "cleaned.report_created")) >= 20, 90, "report_created rows")
     wait_for(lambda: len(_ids(config, "cleaned.identifies")) >= 1, 30, "identifies rows")
+    wait_for(lambda: len(_ids(config, "cleaned.users")) >= 1, 30, "users rows")
     tracks = _ids(config, "cleaned.tracks")
     per_event = read_table(config, "cleaned.report_created")
     assert per_event is not None
