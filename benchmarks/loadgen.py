@@ -99,5 +99,9 @@ def generate(
     for thread in threads:
         thread.join()
     return LoadResult(
-        totals["accepted"], totals["requests"], totals["throttled"], totals["errors"], time.monotonic() - start
+        totals["accepted"],
+        totals["requests"],
+        totals["throttled"],
+        totals["errors"],
+        time.monotonic() - start,
     )

@@ -7,6 +7,7 @@ one so a caller can control each.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import signal
@@ -93,7 +94,5 @@ class Services:
 
     def stop_all(self) -> None:
         for service in list(self.procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.stop(service)
-            except subprocess.TimeoutExpired:
-                pass

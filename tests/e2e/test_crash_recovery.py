@@ -12,11 +12,10 @@ import time
 import orjson
 import pyarrow.compute as pc
 import pytest
+from e2e_support import WRITE_KEY, read_table, wait_for
 
 from insightloop.config import Config
 from insightloop.testing import Services
-
-from e2e_support import WRITE_KEY, read_table, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +56,9 @@ class Sender(threading.Thread):
                 self.attempts += 1
                 try:
                     conn = conn or http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                    conn.request("POST", "/v1/batch", body, {"Authorization": AUTH,
-                                                             "Content-Type": "application/json"})
+                    conn.request(
+                        "POST", "/v1/batch", body, {"Authorization": AUTH, "Content-Type": "application/json"}
+                    )
                     response = conn.getresponse()
                     response.read()
                     if response.status == 200:

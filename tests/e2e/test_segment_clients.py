@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from e2e_support import WRITE_KEY, read_table, wait_for
 
 from insightloop.config import Config
 from insightloop.testing import Services
-
-from e2e_support import WRITE_KEY, read_table, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +34,12 @@ def test_segment_python_client_events_land_exactly_once(services: Services, conf
         sent.append(message_id)
     # An SDK retry after a timeout: the same messageIds again.
     for message_id in sent[:5]:
-        client.track(user_id="user-0", event="Report Created", properties={"report_id": -1}, message_id=message_id)
-    client.identify(user_id="user-0", traits={"email": "ada@example.com", "plan": "pro"}, message_id="seg-id-0")
+        client.track(
+            user_id="user-0", event="Report Created", properties={"report_id": -1}, message_id=message_id
+        )
+    client.identify(
+        user_id="user-0", traits={"email": "ada@example.com", "plan": "pro"}, message_id="seg-id-0"
+    )
     client.flush()
 
     wait_for(lambda: len(_ids(config, "cleaned.report_created")) >= 20, 90, "report_created rows")
@@ -48,7 +51,9 @@ def test_segment_python_client_events_land_exactly_once(services: Services, conf
     assert sorted(tracks) == sorted(sent)
     assert sorted(per_event.column("id").to_pylist()) == sorted(sent)
     # The first copy wins: retried ids keep their original properties.
-    by_id = dict(zip(per_event.column("id").to_pylist(), per_event.column("report_id").to_pylist(), strict=True))
+    by_id = dict(
+        zip(per_event.column("id").to_pylist(), per_event.column("report_id").to_pylist(), strict=True)
+    )
     assert by_id["seg-3"] == 3
     assert set(per_event.column("event_text").to_pylist()) == {"Report Created"}
     users = read_table(config, "cleaned.users")
@@ -62,8 +67,12 @@ def test_rudderstack_python_client_events_land(services: Services, config: Confi
     services.start("processor")
     client = Client(write_key=WRITE_KEY, host=services.url, sync_mode=True, max_retries=1)
     for i in range(10):
-        client.page(user_id=f"user-{i}", name="Pricing", properties={"url": f"https://x.test/p{i}"},
-                    message_id=f"rs-{i}")
+        client.page(
+            user_id=f"user-{i}",
+            name="Pricing",
+            properties={"url": f"https://x.test/p{i}"},
+            message_id=f"rs-{i}",
+        )
     client.flush()
     wait_for(lambda: len(_ids(config, "cleaned.pages")) >= 10, 90, "pages rows")
     assert sorted(_ids(config, "cleaned.pages")) == sorted(f"rs-{i}" for i in range(10))

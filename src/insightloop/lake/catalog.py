@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from pyiceberg.catalog import Catalog
@@ -30,8 +31,7 @@ def open_catalog(config: Config) -> Catalog:
     existing = {ns[0] for ns in catalog.list_namespaces()}
     for namespace in NAMESPACES:
         if namespace not in existing:
-            try:
+            # Another process may create it between our list and create.
+            with contextlib.suppress(NamespaceAlreadyExistsError):
                 catalog.create_namespace(namespace)
-            except NamespaceAlreadyExistsError:
-                pass  # another process created it between our list and create
     return catalog

@@ -98,7 +98,9 @@ def check(message: Message, implied_type: str | None = None) -> Problem | None:
         ("sentAt", message.sent_at),
     ):
         if value is not None and parse_time(value) is None:
-            return Problem(FailureKind.WRONG_TYPE, field, f"`{field}` is not an ISO-8601 time: {value[:40]!r}")
+            return Problem(
+                FailureKind.WRONG_TYPE, field, f"`{field}` is not an ISO-8601 time: {value[:40]!r}"
+            )
     return None
 
 
@@ -117,7 +119,9 @@ def to_micros(value: datetime) -> int:
     return int(value.timestamp()) * 1_000_000 + value.microsecond
 
 
-def event_times_us(message: Message, received_at_us: int, batch_sent_at: str | None) -> tuple[int, int | None]:
+def event_times_us(
+    message: Message, received_at_us: int, batch_sent_at: str | None
+) -> tuple[int, int | None]:
     """(timestamp, original_timestamp) in µs, with Segment's clock-skew correction.
 
     The client's time is ``timestamp`` (or ``originalTimestamp``); when the sender also said
