@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -210,3 +211,18 @@ def test_a_late_event_lands_in_its_own_day(tmp_path: Path) -> None:
     assert days == [date(2024, 4, 20), date(2024, 5, 1)]
     late = table.scan(row_filter="timestamp < '2024-04-21T00:00:00+00:00'").to_arrow()
     assert late.column("id").to_pylist() == ["t2"]
+
+
+def test_pretty_printed_events_read_like_compact_ones(tmp_path: Path) -> None:
+    config, catalog = lake(tmp_path)
+    stage = CleanedStage(catalog, config)
+    pretty = track("t1", "Clicked", {"label": "a\\nb", "size": {"w": 2}}, context={"ip": "203.0.113.9"})
+    events = [
+        json.dumps(pretty, indent=2).replace("\n", "\r\n").encode(),
+        track("t2", "Clicked", {"label": "c"}),
+    ]
+    stage.apply(*raw_rows(events, seq=1))
+
+    first, second = rows(catalog, "cleaned.clicked")
+    assert (first["label"], first["size_w"], first["context_ip"]) == ("a\\nb", 2, "203.0.113.9")
+    assert (second["label"], second["size_w"]) == ("c", None)

@@ -63,7 +63,7 @@ def build_common(raw: pa.Table, messages: Sequence[Message], loaded_at_us: int) 
         "received_at": received,
         "loaded_at": pa.repeat(pa.scalar(loaded_at_us, ARROW_TIME), n),
     }
-    own = parse_objects([m.context for m in messages])
+    own = parse_objects([m.context for m in messages], hint="context")
     context = [leaf for leaf in own.leaves if not leaf.empty]
     if batch_context:
         context.extend(_under(batch_context, own.leaves, n))
@@ -83,7 +83,7 @@ def _deliveries(delivery: pa.Array) -> tuple[pa.Array | None, list[Leaf]]:
         sent = parse_times([d.sentAt for d in decoded]).take(indices)
     leaves: list[Leaf] = []
     if any(d.context for d in decoded):
-        parsed = parse_objects([d.context for d in decoded])
+        parsed = parse_objects([d.context for d in decoded], hint="batch context")
         leaves = [leaf.take(indices) for leaf in parsed.leaves]
     return sent, leaves
 

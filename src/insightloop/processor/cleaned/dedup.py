@@ -36,6 +36,8 @@ from pathlib import Path
 
 import mmh3
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _HEADER = struct.Struct("<4sqII")
 _MAGIC = b"SEEN"
@@ -48,6 +50,14 @@ def id_key(source: str, message_id: str) -> int:
     """The 64-bit key of a message id from a source."""
     key: int = mmh3.hash64(f"{source}\x1f{message_id}", signed=True)[0]
     return key
+
+
+def id_keys(sources: pa.ChunkedArray, message_ids: pa.ChunkedArray, rows: Sequence[int]) -> list[int]:
+    """``id_key`` of the given rows, the strings joined in Arrow."""
+    separator = pa.scalar("\x1f", sources.type)
+    texts = pc.binary_join_element_wise(sources, message_ids, separator).to_pylist()
+    hash64 = mmh3.hash64
+    return [hash64(texts[row], signed=True)[0] for row in rows]
 
 
 def day_of(received_at_us: int) -> int:
@@ -83,6 +93,8 @@ class SeenIds:
     def fresh(self, keys: Sequence[int]) -> list[bool]:
         """Per key: not seen before, and the first of its kind in ``keys``."""
         seen = self._seen
+        if seen.isdisjoint(keys) and len(set(keys)) == len(keys):
+            return [True] * len(keys)  # the usual batch: no duplicates at all
         batch: set[int] = set()
         out = []
         for key in keys:

@@ -1,11 +1,11 @@
 """JSON objects (``properties``, ``traits``, ``context``) of many events → typed leaf columns.
 
 The fast path joins the objects' exact bytes with newlines and parses them all at once with
-Arrow's JSON reader (C++), then flattens nested objects into one leaf per key path. Arrow's
-guesses that would change a value are undone: strings it read as timestamps are read again
-as strings, arrays (Arrow lists) and integers beyond 2^53 it put in a double are taken
-from the JSON again, one row at a time, for that key only; a double column is split into
-its whole numbers and the rest (see ``coltypes``).
+Arrow's JSON reader (``arrowjson``: C++, strings kept strings, lists as JSON text), then
+flattens nested objects into one leaf per key path. Lists ``arrowjson`` cannot write and
+integers beyond 2^53 Arrow put in a double are taken from the JSON again, one row at a
+time, for that key only; a double column is split into its whole numbers and the rest
+(see ``coltypes``).
 
 When Arrow cannot read the group at all (a key holding a number in one event and a string
 in another, a duplicate key, an object that is not an object), the group is parsed one
@@ -15,7 +15,6 @@ null is reported in ``not_objects`` and contributes no leaves.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
+from insightloop.processor.cleaned.arrowjson import list_as_json, read_objects
 from insightloop.processor.cleaned.coltypes import (
     ARROW_TYPES,
     Kind,
@@ -63,77 +62,52 @@ class Parsed:
 
 
 _EMPTY = b"{}"
-_MAX_BLOCK = 1 << 26
 
 
-def parse_objects(raws: Sequence[JsonBytes | None]) -> Parsed:
+def parse_objects(raws: Sequence[JsonBytes | None], hint: str | None = None) -> Parsed:
     """Leaves of the JSON objects ``raws`` (None, empty or ``null``: an event without one;
-    msgspec gives an absent ``Raw`` field as an empty ``Raw``)."""
+    msgspec gives an absent ``Raw`` field as an empty ``Raw``). ``hint`` names the call
+    site, whose last schema speeds up the next parse (``arrowjson``)."""
     if not raws:
         return Parsed()
-    fast = _parse_fast(raws)
+    fast = _parse_fast(raws, hint)
     if fast is not None:
         return Parsed(fast)
     return _parse_slow(raws)
 
 
-def _read(data: bytes, schema: pa.Schema | None = None) -> pa.Table:
-    block = min(max(len(data) + 1, 1 << 16), _MAX_BLOCK)
-    parse = pa_json.ParseOptions(
-        newlines_in_values=True, explicit_schema=schema, unexpected_field_behavior="infer"
-    )
-    return pa_json.read_json(
-        io.BytesIO(data),
-        read_options=pa_json.ReadOptions(use_threads=False, block_size=block),
-        parse_options=parse,
-    )
-
-
-def _parse_fast(raws: Sequence[JsonBytes | None]) -> list[Leaf] | None:
+def _parse_fast(raws: Sequence[JsonBytes | None], hint: str | None) -> list[Leaf] | None:
     data = b"\n".join([raw or _EMPTY for raw in raws])
-    try:
-        table = _read(data)
-        if table.num_rows != len(raws):
-            return None
-        timestamps: list[Path] = []
-        again: list[Path] = []
-        leaves = list(_flatten(table, timestamps, again))
-        if timestamps:
-            table = _read(data, _string_schema(timestamps))
-            if table.num_rows != len(raws):
-                return None
-            timestamps.clear()
-            again.clear()
-            leaves = list(_flatten(table, timestamps, again))
-            if timestamps:
-                return None
-    except pa.ArrowInvalid:
+    table = read_objects(data, len(raws), hint)
+    if table is None:
         return None
+    again: list[Path] = []
+    leaves = list(_flatten(table, again))
     if again:
         leaves.extend(_extract(raws, again))
     return leaves
 
 
-def _flatten(table: pa.Table, timestamps: list[Path], again: list[Path]) -> Iterator[Leaf]:
+def _flatten(table: pa.Table, again: list[Path]) -> Iterator[Leaf]:
     for name, column in zip(table.column_names, table.columns, strict=True):
-        yield from _leaves((name,), column.combine_chunks(), timestamps, again)
+        yield from _leaves((name,), column.combine_chunks(), again)
 
 
-def _leaves(path: Path, values: pa.Array, timestamps: list[Path], again: list[Path]) -> Iterator[Leaf]:
+def _leaves(path: Path, values: pa.Array, again: list[Path]) -> Iterator[Leaf]:
     arrow_type = values.type
     if pa.types.is_struct(arrow_type):
         for child_field, child in zip(arrow_type, values.flatten(), strict=True):
-            yield from _leaves((*path, child_field.name), child, timestamps, again)
+            yield from _leaves((*path, child_field.name), child, again)
         return
     if pa.types.is_null(arrow_type) or values.null_count == len(values):
         return
     kind = kind_of_arrow(arrow_type)
     if kind is None:
-        if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
-            timestamps.append(path)
-        else:
-            again.append(path)  # lists, and anything else Arrow may invent: re-read exactly
-        return
+        text = list_as_json(values) if pa.types.is_list(arrow_type) else None
+        if text is None:
+            again.append(path)  # other lists, and anything else Arrow may invent: re-read exactly
+            return
+        kind, values = Kind.STRING, text
     if kind == Kind.DOUBLE:
         if needs_exact_numbers(values):
             again.append(path)
@@ -144,21 +118,6 @@ def _leaves(path: Path, values: pa.Array, timestamps: list[Path], again: list[Pa
     if pa.types.is_large_string(arrow_type):
         values = values.cast(pa.string())
     yield Leaf(path, kind, values)
-
-
-def _string_schema(paths: list[Path]) -> pa.Schema:
-    """An explicit schema reading the values at ``paths`` as strings (the rest inferred)."""
-    tree: dict[str, Any] = {}
-    for path in paths:
-        node = tree
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = None
-
-    def to_type(node: dict[str, Any]) -> pa.DataType:
-        return pa.struct([pa.field(k, pa.string() if v is None else to_type(v)) for k, v in node.items()])
-
-    return pa.schema([pa.field(k, pa.string() if v is None else to_type(v)) for k, v in tree.items()])
 
 
 def _loads(raw: JsonBytes) -> Any:

@@ -1,8 +1,10 @@
 """A batch's kept events → one Arrow table per cleaned table (with its new columns).
 
-``prepare`` sorts the events into their tables (each track event into ``tracks`` and into
-its own event table), computes the shared columns once (``common``), and parses each
-table's properties or traits as one group (``objects``). An event whose ``context``,
+``prepare`` puts the events in table order (a stable sort: track events first, grouped by
+their event's table, then pages, identifies …; raw order within a table), so every table's
+rows are one contiguous range and most columns are zero-copy slices. ``tracks`` is the
+range of all track events. It computes the shared columns once (``common``) and parses
+each table's properties or traits as one group (``objects``). An event whose ``context``,
 ``properties`` or ``traits`` is not a JSON object lands in no table: ``bad`` says which
 field, and the stage quarantines it.
 
@@ -14,38 +16,65 @@ fitting them to the table's column types (``reconcile``) and listing the columns
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from insightloop.processor.cleaned.coltypes import ARROW_TYPES, Kind
 from insightloop.processor.cleaned.common import Common, build_common
 from insightloop.processor.cleaned.naming import context_column, dynamic_column, event_table_name
-from insightloop.processor.cleaned.objects import Parsed, parse_objects
+from insightloop.processor.cleaned.objects import Leaf, Parsed, parse_objects
 from insightloop.processor.cleaned.reconcile import Column, Named, Reconciled, reconcile
-from insightloop.processor.cleaned.tables import BY_TYPE, FIXED_TABLES, TableSpec, arrow_type_of, event_spec
+from insightloop.processor.cleaned.tables import (
+    BY_TYPE,
+    FIXED_TABLES,
+    TRACKS,
+    TableSpec,
+    arrow_type_of,
+    event_spec,
+)
 from insightloop.segment.message import Message, id_text
+
+#: Raw columns the tables are built from (not the payload: it is only quarantined).
+_USED = (
+    "event_id",
+    "source",
+    "stream",
+    "schema_name",
+    "event_time",
+    "received_at",
+    "subject_user_id",
+    "subject_anonymous_id",
+    "delivery",
+    "ingest_seq",
+)
 
 
 @dataclass(slots=True)
 class Group:
-    """The events of one table: their positions in the batch and their parsed object."""
+    """The events of one table: positions ``start`` to ``stop`` of the prepared batch."""
 
     spec: TableSpec
-    positions: list[int] = field(default_factory=list)
+    start: int
+    stop: int
     dynamic: Parsed | None = None
 
 
 @dataclass(slots=True)
 class Prepared:
-    messages: Sequence[Message]
+    messages: list[Message]
+    #: Per position, the index of the event in ``kept``.
+    order: list[int]
     seqs: list[int]
     common: Common
     groups: dict[str, Group]
     #: Events that go to no table: position → the field that is not a JSON object.
     bad: dict[int, str]
-    #: Per position, the table of a track event (None for other types).
-    event_tables: list[str | None]
+    #: Per position, the table of a track event's own table (null for other types).
+    event_tables: pa.Array
+    #: Per position, the event name as sent (raw ``schema_name``; tracks only).
+    event_texts: pa.Array
 
 
 @dataclass(slots=True)
@@ -57,7 +86,6 @@ class Built:
 
 
 _event_names: dict[str, str] = {}
-_event_specs: dict[str, TableSpec] = {}
 
 
 def event_table(event: str) -> str:
@@ -69,100 +97,152 @@ def event_table(event: str) -> str:
     return name
 
 
-def _event_spec(name: str) -> TableSpec:
-    spec = _event_specs.get(name)
-    if spec is None:
-        spec = _event_specs[name] = event_spec(name)
-    return spec
+def prepare(raw: pa.Table, kept: list[int], messages: Sequence[Message], loaded_at_us: int) -> Prepared:
+    """The ``kept`` rows of ``raw`` (all of known message types) with their decoded
+    ``messages`` (aligned with ``kept``)."""
+    picked = None if len(kept) == raw.num_rows else pa.array(kept, pa.int64())
 
+    def column(name: str) -> pa.Array:
+        values = raw.column(name).combine_chunks()
+        return (values if picked is None else values.take(picked)).cast(pa.string())
 
-def prepare(
-    raw: pa.Table, messages: Sequence[Message], streams: Sequence[str], loaded_at_us: int
-) -> Prepared:
-    """``raw`` rows (all of known message types) with their decoded ``messages``."""
-    common = build_common(raw, messages, loaded_at_us)
+    streams = column("stream")
+    events = pc.fill_null(column("schema_name"), "")
+    keys = pc.if_else(pc.equal(streams, "track"), pc.binary_join_element_wise("t\x1f", events, ""), streams)
+    encoded = pc.dictionary_encode(keys)
+    uniques: list[str] = encoded.dictionary.to_pylist()
+    specs = [_spec_of(key) for key in uniques]
+    # Track events first, each table's keys together; then the other types.
+    ranked = sorted(
+        range(len(uniques)), key=lambda i: (not uniques[i].startswith("t\x1f"), specs[i].identifier)
+    )
+    rank_of = [0] * len(uniques)
+    for rank, unique in enumerate(ranked):
+        rank_of[unique] = rank
+    row_ranks = pa.array(rank_of, pa.int32()).take(encoded.indices)
+    order = pc.sort_indices(row_ranks)  # stable: raw order within a table
+    counts = [0] * len(uniques)
+    for item in pc.value_counts(row_ranks).to_pylist():
+        counts[item["values"]] = item["counts"]
+
     groups: dict[str, Group] = {}
-    event_tables: list[str | None] = []
-    for position, (stream, message) in enumerate(zip(streams, messages, strict=True)):
-        spec = BY_TYPE[stream]
+    start = 0
+    for rank, unique in enumerate(ranked):
+        stop = start + counts[rank]
+        spec = specs[unique]
         group = groups.get(spec.identifier)
         if group is None:
-            group = groups[spec.identifier] = Group(spec)
-        group.positions.append(position)
-        if stream != "track":
-            event_tables.append(None)
-            continue
-        name = event_table(message.event or "")
-        event_tables.append(name)
-        spec = _event_spec(name)
-        group = groups.get(spec.identifier)
-        if group is None:
-            group = groups[spec.identifier] = Group(spec)
-        group.positions.append(position)
+            groups[spec.identifier] = Group(spec, start, stop)
+        else:
+            group.stop = stop
+        start = stop
+    tracked = sum(counts[rank] for rank, unique in enumerate(ranked) if uniques[unique].startswith("t\x1f"))
+    if tracked:
+        groups = {TRACKS.identifier: Group(TRACKS, 0, tracked), **groups}
+
+    table_names = [
+        spec.identifier.split(".", 1)[1] if key.startswith("t\x1f") else None
+        for key, spec in zip(uniques, specs, strict=True)
+    ]
+    rows = raw.select(_USED).take(order if picked is None else picked.take(order))
+    ordered = [messages[i] for i in order.to_pylist()]
+    common = build_common(rows, ordered, loaded_at_us)
     bad = dict.fromkeys(common.bad_context, "context")
     for group in groups.values():
         attribute = group.spec.dynamic
-        if attribute is None:
-            continue
-        group.dynamic = parse_objects([getattr(messages[p], attribute) for p in group.positions])
-        for index in group.dynamic.not_objects:
-            bad.setdefault(group.positions[index], attribute)
-    seqs = raw.column("ingest_seq").to_pylist()
-    return Prepared(messages, seqs, common, groups, bad, event_tables)
+        if attribute is not None:
+            raws = [getattr(m, attribute) for m in ordered[group.start : group.stop]]
+            group.dynamic = parse_objects(raws, hint=f"{group.spec.identifier} {attribute}")
+            bad.update((group.start + i, attribute) for i in group.dynamic.not_objects)
+    return Prepared(
+        messages=ordered,
+        order=order.to_pylist(),
+        seqs=rows.column("ingest_seq").to_pylist(),
+        common=common,
+        groups=groups,
+        bad=bad,
+        event_tables=pa.array(table_names, pa.string()).take(encoded.indices).take(order),
+        event_texts=rows.column("schema_name").combine_chunks().cast(pa.string()),
+    )
+
+
+def _spec_of(key: str) -> TableSpec:
+    if key.startswith("t\x1f"):
+        return event_spec(event_table(key[2:]))
+    return BY_TYPE[key]
 
 
 def select(
     prepared: Prepared, group: Group, after_seq: int, keep: Callable[[int], bool] | None = None
-) -> list[int]:
-    """Indices into ``group.positions`` of the events a table still lacks."""
+) -> list[int] | None:
+    """Positions of ``group``'s events its table still lacks; None: all of them."""
     bad, seqs = prepared.bad, prepared.seqs
-    positions = group.positions
-    if not bad and keep is None and seqs[positions[0]] > after_seq:
-        return list(range(len(positions)))
+    start, stop = group.start, group.stop
+    if keep is None and min(seqs[start:stop]) > after_seq and not any(start <= p < stop for p in bad):
+        return None
     return [
-        index
-        for index, position in enumerate(positions)
-        if position not in bad and seqs[position] > after_seq and (keep is None or keep(position))
+        p for p in range(start, stop) if p not in bad and seqs[p] > after_seq and (keep is None or keep(p))
     ]
 
 
-def dynamic_named(
-    group: Group, chosen: pa.Array | None, reserved: frozenset[str], prefix: str
-) -> list[Named]:
-    """The group's properties or traits as named leaves, for the ``chosen`` rows."""
+class Rows:
+    """How to pick one table's rows out of the prepared batch's columns."""
+
+    def __init__(self, group: Group, chosen: list[int] | None) -> None:
+        self.group = group
+        self.positions = list(range(group.start, group.stop)) if chosen is None else chosen
+        self._chosen = None if chosen is None else pa.array(chosen, pa.int64())
+        self._within = None if chosen is None else pa.array([p - group.start for p in chosen], pa.int64())
+
+    def of_batch(self, values: pa.Array) -> pa.Array:
+        """``values`` aligned with the batch → this table's rows."""
+        if self._chosen is None:
+            return values.slice(self.group.start, self.group.stop - self.group.start)
+        return values.take(self._chosen)
+
+    def of_group(self, leaf: Leaf) -> Leaf:
+        """A leaf aligned with the group → this table's rows."""
+        return leaf if self._within is None else leaf.take(self._within)
+
+
+def dynamic_named(group: Group, rows: Rows, reserved: frozenset[str], prefix: str) -> list[Named]:
+    """The group's properties or traits as named leaves, for the chosen rows."""
     if group.dynamic is None or group.spec.dynamic is None:
         return []
     source = group.spec.dynamic
-    out = []
-    for leaf in group.dynamic.leaves:
-        taken = leaf if chosen is None else leaf.take(chosen)
-        doc = source + "." + ".".join(leaf.path)
-        out.append(Named(dynamic_column(leaf.path, prefix, reserved), doc, taken))
-    return out
+    return [
+        Named(
+            dynamic_column(leaf.path, prefix, reserved),
+            source + "." + ".".join(leaf.path),
+            rows.of_group(leaf),
+        )
+        for leaf in group.dynamic.leaves
+    ]
 
 
 def build(prepared: Prepared, group: Group, after_seq: int, kinds: Mapping[str, Kind | None]) -> Built | None:
     """The rows of ``group``'s table above ``after_seq``; None when there are none."""
     chosen = select(prepared, group, after_seq)
-    if not chosen:
+    if chosen is not None and not chosen:
         return None
+    rows = Rows(group, chosen)
     spec = group.spec
-    positions = [group.positions[i] for i in chosen]
-    rows = pa.array(positions, pa.int64())
-    within = None if len(chosen) == len(group.positions) else pa.array(chosen, pa.int64())
     columns: dict[str, pa.Array] = {}
     for name, _, _ in spec.columns:
         shared = prepared.common.columns.get(name)
-        columns[name] = shared.take(rows) if shared is not None else _extra(name, prepared, positions)
+        columns[name] = rows.of_batch(shared) if shared is not None else _extra(name, prepared, rows)
     named = [
-        Named(context_column(leaf.path), "context." + ".".join(leaf.path), leaf.take(rows))
+        Named(
+            context_column(leaf.path),
+            "context." + ".".join(leaf.path),
+            Leaf(leaf.path, leaf.kind, rows.of_batch(leaf.values)),
+        )
         for leaf in prepared.common.context
     ]
-    named.extend(dynamic_named(group, within, spec.fixed_names, spec.prefix))
+    named.extend(dynamic_named(group, rows, spec.fixed_names, spec.prefix))
     reconciled = reconcile(named, kinds)
-    return Built(
-        spec, assemble(spec, columns, reconciled), new_columns(reconciled, kinds), reconciled.dropped
-    )
+    data = assemble(spec, columns, reconciled)
+    return Built(spec, data, new_columns(reconciled, kinds), reconciled.dropped)
 
 
 def new_columns(reconciled: Reconciled, kinds: Mapping[str, Kind | None]) -> list[Column]:
@@ -182,22 +262,21 @@ def _typed(values: pa.Array, arrow_type: pa.DataType) -> pa.Array:
     return values if values.type == arrow_type else values.cast(arrow_type)
 
 
-def _extra(name: str, prepared: Prepared, positions: list[int]) -> pa.Array:
+def _extra(name: str, prepared: Prepared, rows: Rows) -> pa.Array:
+    if name == "event":
+        return rows.of_batch(prepared.event_tables)
+    if name == "event_text":
+        return rows.of_batch(prepared.event_texts)
     messages = prepared.messages
     values: list[str | None]
-    if name == "event":
-        tables = prepared.event_tables
-        values = [tables[p] for p in positions]
-    elif name == "event_text":
-        values = [messages[p].event for p in positions]
-    elif name == "name":
-        values = [messages[p].name for p in positions]
+    if name == "name":
+        values = [messages[p].name for p in rows.positions]
     elif name == "category":
-        values = [messages[p].category for p in positions]
+        values = [messages[p].category for p in rows.positions]
     elif name == "group_id":
-        values = [id_text(messages[p].group_id) for p in positions]
+        values = [id_text(messages[p].group_id) for p in rows.positions]
     elif name == "previous_id":
-        values = [id_text(messages[p].previous_id) for p in positions]
+        values = [id_text(messages[p].previous_id) for p in rows.positions]
     else:
         raise KeyError(f"cleaned tables have no fixed column {name!r}")
     return pa.array(values, pa.string())

@@ -31,7 +31,7 @@ from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
 from insightloop.processor.cleaned.commits import Tables
-from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_key
+from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_keys
 from insightloop.processor.cleaned.quarantine import Failure, quarantine_rows, rejection_failure
 from insightloop.processor.cleaned.rows import Prepared, build, prepare
 from insightloop.processor.cleaned.tables import ARROW_TIME, BY_TYPE, IDENTIFIES, QUARANTINE_SPEC, USERS
@@ -42,6 +42,7 @@ from insightloop.types import FailureKind
 _log = structlog.get_logger(__name__)
 
 REJECTED = "rejected"
+_TYPES = pa.array(sorted(BY_TYPE), pa.string())
 
 
 @dataclass(slots=True)
@@ -95,29 +96,27 @@ class CleanedStage:
         now = self._clock()
 
         failures, good, decoded = _classify(raw, messages)
-        sources = raw.column("source").to_pylist()
-        event_ids = raw.column("event_id").to_pylist()
-        keys = [id_key(sources[i], event_ids[i]) for i in good]
+        keys = id_keys(raw.column("source"), raw.column("event_id"), good)
         fresh = self._seen.fresh(keys)
         kept = [i for i, new in zip(good, fresh, strict=True) if new]
         kept_keys = [k for k, new in zip(keys, fresh, strict=True) if new]
         stats.duplicates = len(good) - len(kept)
 
         prepared: Prepared | None = None
+        bad: set[int] = set()  # indices into kept
         if kept:
-            streams = raw.column("stream").to_pylist()
             kept_messages: list[Message] = []
             for i in kept:
                 message = decoded[i]
                 assert message is not None  # _classify decoded every good row
                 kept_messages.append(message)
-            prepared = prepare(
-                raw.take(pa.array(kept, pa.int64())), kept_messages, [streams[i] for i in kept], now
-            )
+            prepared = prepare(raw, kept, kept_messages, now)
             for position, field in prepared.bad.items():
+                index = prepared.order[position]
+                bad.add(index)
                 reason = f"`{field}` is not a JSON object"
-                failures.append(Failure(kept[position], FailureKind.WRONG_TYPE, field, reason))
-        stats.kept = len(kept) - (len(prepared.bad) if prepared else 0)
+                failures.append(Failure(kept[index], FailureKind.WRONG_TYPE, field, reason))
+        stats.kept = len(kept) - len(bad)
         stats.quarantined = len(failures)
         stats.build_seconds = time.perf_counter() - started
 
@@ -126,11 +125,7 @@ class CleanedStage:
         if failures:
             self._write_quarantine(raw, failures, top, now)
 
-        received = raw.column("received_at").cast(pa.int64()).to_pylist()
-        bad = prepared.bad if prepared is not None else {}
-        pairs = zip(kept, kept_keys, strict=True)
-        seen = group_by_day((key, received[i]) for p, (i, key) in enumerate(pairs) if p not in bad)
-        self._seen.record(seen, top)
+        self._seen.record(_seen_by_day(raw, kept, kept_keys, bad), top)
         stats.build_seconds = time.perf_counter() - started - stats.commit_seconds
 
     def _write_tables(self, prepared: Prepared, top: int, now: int) -> None:
@@ -171,11 +166,26 @@ class CleanedStage:
         self.stats.tables += 1
 
 
+def _seen_by_day(raw: pa.Table, kept: list[int], keys: list[int], bad: set[int]) -> dict[int, list[int]]:
+    """The kept ids that made rows, by the day their copy was received."""
+    days = pc.divide(raw.column("received_at").cast(pa.int64()), 86_400_000_000)
+    if pc.min(days).as_py() == pc.max(days).as_py():
+        day: int = pc.min(days).as_py()
+        return {day: [key for index, key in enumerate(keys) if index not in bad] if bad else keys}
+    received = raw.column("received_at").cast(pa.int64()).to_pylist()
+    return group_by_day((key, received[kept[index]]) for index, key in enumerate(keys) if index not in bad)
+
+
 def _classify(
     raw: pa.Table, messages: Sequence[Message | None] | None
 ) -> tuple[list[Failure], list[int], list[Message | None]]:
     """Rows to quarantine, rows of known message types (indices), and every row's message
     (decoded here when the caller had none)."""
+    rejected = pc.or_(pc.is_valid(raw.column("rejection")), pc.equal(raw.column("stream"), REJECTED))
+    unknown = pc.invert(pc.is_in(raw.column("stream"), value_set=_TYPES))
+    all_good = messages is not None and not pc.any(pc.or_(rejected, unknown)).as_py()
+    if all_good and messages is not None and not any(message is None for message in messages):
+        return [], list(range(raw.num_rows)), list(messages)  # the usual batch
     streams = raw.column("stream").to_pylist()
     rejections = raw.column("rejection").to_pylist()
     decoded: list[Message | None] = list(messages) if messages is not None else [None] * raw.num_rows

@@ -29,7 +29,7 @@ from pyiceberg.expressions import BooleanExpression, In
 from insightloop.processor.cleaned.coltypes import ARROW_TYPES
 from insightloop.processor.cleaned.commits import Tables
 from insightloop.processor.cleaned.reconcile import Column, reconcile
-from insightloop.processor.cleaned.rows import Group, Prepared, dynamic_named, new_columns, select
+from insightloop.processor.cleaned.rows import Group, Prepared, Rows, dynamic_named, new_columns, select
 from insightloop.processor.cleaned.tables import IDENTIFIES, TRAIT_TIMES, USERS, arrow_type_of
 from insightloop.segment.message import to_micros
 
@@ -52,24 +52,24 @@ def build_users(
     prepared: Prepared, identifies: Group, tables: Tables, loaded_at: datetime
 ) -> UsersUpdate | None:
     """The new state of every user the batch identifies (and the users table lacks)."""
+    start, stop = identifies.start, identifies.stop
     chosen = select(prepared, identifies, tables.seq(USERS))
+    candidates = range(start, stop) if chosen is None else chosen
     user_ids = prepared.common.columns["user_id"]
-    positions = [identifies.positions[i] for i in chosen]
-    ids: list[str | None] = user_ids.take(pa.array(positions, pa.int64())).to_pylist()
-    chosen = [index for index, user in zip(chosen, ids, strict=True) if user is not None]
-    if not chosen:
+    known = user_ids.slice(start, stop - start).to_pylist()
+    picked = [p for p in candidates if known[p - start] is not None]
+    if not picked:
         return None
-    positions = [identifies.positions[i] for i in chosen]
-    rows = pa.array(positions, pa.int64())
-    within = pa.array(chosen, pa.int64())
+    rows = Rows(identifies, None if len(picked) == stop - start else picked)
     kinds = tables.kinds(USERS)
-    reconciled = reconcile(dynamic_named(identifies, within, _RESERVED, "trait"), kinds)
+    reconciled = reconcile(dynamic_named(identifies, rows, _RESERVED, "trait"), kinds)
     common = prepared.common.columns
+    times = rows.of_batch(common["timestamp"])
     update = _Updates(
-        ids=user_ids.take(rows).to_pylist(),
-        times=common["timestamp"].take(rows).to_pylist(),
-        micros=pc.cast(common["timestamp"].take(rows), pa.int64()).to_pylist(),
-        received=common["received_at"].take(rows).to_pylist(),
+        ids=rows.of_batch(user_ids).to_pylist(),
+        times=times.to_pylist(),
+        micros=pc.cast(times, pa.int64()).to_pylist(),
+        received=rows.of_batch(common["received_at"]).to_pylist(),
         traits={name: column.values.to_pylist() for name, column in reconciled.columns.items()},
     )
     distinct = sorted(set(update.ids))
