@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from cleaned_support import lake, raw_rows, rows, track
+from pyiceberg.catalog import Catalog
 
 from insightloop.config import load_config
 from insightloop.lake.catalog import open_catalog
 from insightloop.processor.cleaned.stage import CleanedStage
 
 
-def _ids(catalog: object, identifier: str = "cleaned.tracks") -> list[tuple[str, str]]:
-    return [(row["id"], row["event_text"]) for row in rows(catalog, identifier)]  # type: ignore[arg-type]
+def _ids(catalog: Catalog, identifier: str = "cleaned.tracks") -> list[tuple[str, str]]:
+    return [(row["id"], row["event_text"]) for row in rows(catalog, identifier)]
 
 
 def test_duplicates_within_a_batch_keep_the_first_copy(tmp_path: Path) -> None:
@@ -89,3 +90,20 @@ def test_a_rejected_copy_does_not_hide_a_corrected_retry(tmp_path: Path) -> None
     quarantined = rows(catalog, "quarantine.sdk_events", "event_id")
     assert [(r["event_id"], r["field"]) for r in quarantined] == [("m1", "properties")]
     assert [(row["id"], row["amount"]) for row in rows(catalog, "cleaned.paid")] == [("m1", 5)]
+
+
+def test_a_torn_seen_ids_file_is_cut_back_at_restart(tmp_path: Path) -> None:
+    config, catalog = lake(tmp_path)
+    stage = CleanedStage(catalog, config)
+    stage.apply(*raw_rows([track("m1", "Clicked")], seq=1))
+    (seen_file,) = config.path("processor", "cleaned").glob("seen-*.ids")
+    with open(seen_file, "ab") as file:
+        file.write(b"SEEN\x02\x00\x00")  # a crash in the middle of the next record
+
+    restarted = CleanedStage(catalog, config)
+    assert restarted.watermark() == 1
+    restarted.apply(*raw_rows([track("m1", "Clicked"), track("m2", "Clicked")], seq=2))
+    again = CleanedStage(catalog, config)
+    again.apply(*raw_rows([track("m2", "Clicked")], seq=3))
+
+    assert _ids(catalog) == [("m1", "Clicked"), ("m2", "Clicked")]

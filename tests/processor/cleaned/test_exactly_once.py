@@ -3,6 +3,7 @@ table exactly as a run without the crash: no row twice, no row missing."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -171,4 +172,21 @@ def test_other_batch_boundaries_give_the_same_tables(tmp_path: Path, expected: d
     config, catalog = lake(tmp_path)
     stage = CleanedStage(catalog, config)
     stage.apply(pa.concat_tables([raw for raw, _ in _batches()]), None)
+    assert contents(catalog) == expected
+
+
+def test_losing_the_stage_state_costs_a_replay_not_rows(tmp_path: Path, expected: dict[str, Any]) -> None:
+    config, catalog = lake(tmp_path)
+    batches = _batches()
+    stage = CleanedStage(catalog, config)
+    for raw, messages in batches:
+        stage.apply(raw, messages)
+    shutil.rmtree(config.path("processor", "cleaned"))
+
+    restarted = CleanedStage(catalog, config)
+    assert restarted.watermark() == 0
+    _replay(restarted, batches)  # everything raw holds: the tables skip what they have
+    assert contents(catalog) == expected
+    retry, messages = raw_rows([track("t1", "Paid", {"amount": 10})], seq=4)
+    restarted.apply(retry, messages)  # the rebuilt seen ids still know t1
     assert contents(catalog) == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cleaned_support import lake, raw_rows, rows, track
 
@@ -15,7 +16,8 @@ def test_rejected_and_unusable_rows_are_quarantined_with_reasons(tmp_path: Path)
     not_json = b'{"type": "track", "event": '
     bad_context = b'{"type":"page","messageId":"p1","userId":"u1","context":"mobile"}'
     bad_traits = b'{"type":"identify","messageId":"i1","userId":"u1","traits":[1]}'
-    events = [track("ok", "Clicked"), not_json, bad_context, bad_traits, track("no-user", "Clicked")]
+    events: list[dict[str, Any] | bytes] = [track("ok", "Clicked"), not_json, bad_context, bad_traits]
+    events.append(track("no-user", "Clicked"))
     missing = (4, "missing_field", "userId", "message needs `userId` or `anonymousId`")
     raw, messages = raw_rows(events, seq=7, rejections=[missing])
     stage.apply(raw, messages)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from cleaned_support import lake, raw_rows, rows, track
+from pyiceberg.catalog import Catalog
 
 from insightloop.processor.cleaned.stage import CleanedStage
 
 
-def _types(catalog: object, identifier: str) -> dict[str, str]:
-    table = catalog.load_table(identifier)  # type: ignore[attr-defined]
+def _types(catalog: Catalog, identifier: str) -> dict[str, str]:
+    table = catalog.load_table(identifier)
     return {f.name: str(f.field_type) for f in table.schema().fields}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from cleaned_support import lake, raw_rows, rows, track, when
 
@@ -17,7 +18,7 @@ RECEIVED = "2024-05-01T12:00:00Z"
 def test_each_call_type_lands_in_its_table(tmp_path: Path) -> None:
     config, catalog = lake(tmp_path)
     stage = CleanedStage(catalog, config)
-    page = {"url": "https://example.com/", "title": "Welcome"}
+    page_properties = {"url": "https://example.com/", "title": "Welcome"}
     events = [
         track("t1", "Order Completed", {"total": 30}),
         {
@@ -26,7 +27,7 @@ def test_each_call_type_lands_in_its_table(tmp_path: Path) -> None:
             "anonymousId": "a1",
             "name": "Home",
             "category": "Docs",
-            "properties": page,
+            "properties": page_properties,
         },
         {
             "type": "screen",
@@ -217,7 +218,7 @@ def test_pretty_printed_events_read_like_compact_ones(tmp_path: Path) -> None:
     config, catalog = lake(tmp_path)
     stage = CleanedStage(catalog, config)
     pretty = track("t1", "Clicked", {"label": "a\\nb", "size": {"w": 2}}, context={"ip": "203.0.113.9"})
-    events = [
+    events: list[dict[str, Any] | bytes] = [
         json.dumps(pretty, indent=2).replace("\n", "\r\n").encode(),
         track("t2", "Clicked", {"label": "c"}),
     ]

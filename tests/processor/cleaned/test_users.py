@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cleaned_support import identify, lake, raw_rows, rows, when
+from pyiceberg.catalog import Catalog
 
 from insightloop.processor.cleaned.stage import CleanedStage
 
 
-def _users(catalog: object) -> dict[str, dict[str, object]]:
-    return {row["id"]: row for row in rows(catalog, "cleaned.users")}  # type: ignore[arg-type]
+def _users(catalog: Catalog) -> dict[str, dict[str, Any]]:
+    return {row["id"]: row for row in rows(catalog, "cleaned.users")}
 
 
 def test_newer_traits_override_and_older_keys_stay(tmp_path: Path) -> None:

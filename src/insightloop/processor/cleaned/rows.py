@@ -15,7 +15,7 @@ fitting them to the table's column types (``reconcile``) and listing the columns
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -172,17 +172,13 @@ def _spec_of(key: str) -> TableSpec:
     return BY_TYPE[key]
 
 
-def select(
-    prepared: Prepared, group: Group, after_seq: int, keep: Callable[[int], bool] | None = None
-) -> list[int] | None:
+def select(prepared: Prepared, group: Group, after_seq: int) -> list[int] | None:
     """Positions of ``group``'s events its table still lacks; None: all of them."""
     bad, seqs = prepared.bad, prepared.seqs
     start, stop = group.start, group.stop
-    if keep is None and min(seqs[start:stop]) > after_seq and not any(start <= p < stop for p in bad):
+    if min(seqs[start:stop]) > after_seq and not any(start <= p < stop for p in bad):
         return None
-    return [
-        p for p in range(start, stop) if p not in bad and seqs[p] > after_seq and (keep is None or keep(p))
-    ]
+    return [p for p in range(start, stop) if p not in bad and seqs[p] > after_seq]
 
 
 class Rows:
@@ -190,7 +186,7 @@ class Rows:
 
     def __init__(self, group: Group, chosen: list[int] | None) -> None:
         self.group = group
-        self.positions = list(range(group.start, group.stop)) if chosen is None else chosen
+        self.positions: Sequence[int] = range(group.start, group.stop) if chosen is None else chosen
         self._chosen = None if chosen is None else pa.array(chosen, pa.int64())
         self._within = None if chosen is None else pa.array([p - group.start for p in chosen], pa.int64())
 
