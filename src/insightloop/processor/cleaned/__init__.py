@@ -2,11 +2,12 @@
 
 ``CleanedStage(catalog, config)`` is the ``processor.stage.DerivedStage`` the runner drives.
 Modules, each one idea: ``tables`` (fixed table shapes), ``naming`` (snake_case names),
-``coltypes`` (the type policy), ``objects`` (JSON objects → typed leaf columns),
-``reconcile`` (leaves → a table's columns), ``common`` (columns shared by every event
-table), ``rows`` (events → per-table Arrow), ``users`` (latest traits per user),
-``quarantine``, ``dedup`` (seen ids and the watermark), ``commits`` (Iceberg writes),
-``stage`` (the apply loop and its exactly-once argument).
+``coltypes`` (the type policy), ``arrowjson`` (Arrow's JSON reader, kept faithful),
+``objects`` (JSON objects → typed leaf columns), ``reconcile`` (leaves → a table's
+columns), ``common`` (columns shared by every event table), ``rows`` (events → per-table
+Arrow), ``users`` (latest traits per user), ``quarantine``, ``dedup`` (seen ids and the
+watermark), ``commits`` (Iceberg writes), ``stage`` (the apply loop and its exactly-once
+argument).
 """
 
 from insightloop.processor.cleaned.stage import CleanedStage
