@@ -68,6 +68,9 @@ class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
     catalog: str = "sqlite"
     # Relative to data_dir unless absolute.
     warehouse_path: str = "lake"
+    # Expire (metadata only) snapshots older than this, keeping at least the newest min_count.
+    snapshot_retention_minutes: float = 60.0
+    snapshot_retention_min_count: int = 20
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -157,6 +160,11 @@ def _check(config: Config) -> None:
         (config.processor.max_batch_events >= 1, "processor.max_batch_events must be at least 1"),
         (config.processor.max_batch_seconds > 0, "processor.max_batch_seconds must be positive"),
         (config.lake.catalog in {"sqlite"}, f"lake.catalog {config.lake.catalog!r} is unknown"),
+        (config.lake.snapshot_retention_minutes >= 0, "lake.snapshot_retention_minutes must not be negative"),
+        (
+            config.lake.snapshot_retention_min_count >= 1,
+            "lake.snapshot_retention_min_count must be at least 1",
+        ),
     ]
     for ok, message in checks:
         if not ok:

@@ -19,7 +19,7 @@ from pyiceberg.transforms import DayTransform
 from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
 
 from insightloop.lake.raw_table import SDK_EVENTS
-from insightloop.lake.watermarks import RAW_SEQ, committed_property
+from insightloop.lake.watermarks import LOG_POSITIONS, RAW_SEQ, committed_property
 from insightloop.log.memory import MemoryLog
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.intake import BatchLimits
@@ -68,6 +68,36 @@ def test_raw_partitions_are_rewritten_without_changing_a_row(catalog: Catalog) -
     assert files(table) == 4
     assert contents(table, "origin").equals(before)
     assert committed_progress(table) == progress, "progress still found behind the compaction"
+
+
+def own_properties(table: Table) -> dict[str, str]:
+    """The properties of the table's current snapshot itself (not of its ancestors)."""
+    table.refresh()
+    snapshot = table.metadata.current_snapshot()
+    assert snapshot is not None and snapshot.summary is not None
+    return snapshot.summary.additional_properties
+
+
+def test_each_compaction_commit_carries_the_tables_progress(catalog: Catalog) -> None:
+    log = MemoryLog()
+    stage = TableStage(catalog)
+    p = Processor(log, catalog, stage, BatchLimits(3, 0.01))
+    fill(log, "shard-0", 6)
+    while p.step():
+        pass
+    raw = catalog.load_table(SDK_EVENTS)
+    before = {
+        "raw": {key: own_properties(raw)[key] for key in (LOG_POSITIONS, RAW_SEQ)},
+        "stage": {RAW_SEQ: own_properties(stage.table())[RAW_SEQ]},
+    }
+    assert before == {"raw": {LOG_POSITIONS: '{"shard-0":5}', RAW_SEQ: "6"}, "stage": {RAW_SEQ: "6"}}
+
+    assert len(Compactor(catalog, min_files=2).compact_all()) == 2
+
+    for name, table in (("raw", raw), ("stage", stage.table())):
+        after = own_properties(table)
+        assert after["insightloop.compaction"] == "rewrite-small-files", name
+        assert {key: after[key] for key in before[name]} == before[name], name
 
 
 def test_partitions_under_the_threshold_and_big_files_are_left_alone(catalog: Catalog) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
+from pyiceberg.typedef import Identifier
 
 from insightloop.config import Config
 
@@ -35,3 +37,13 @@ def open_catalog(config: Config) -> Catalog:
             with contextlib.suppress(NamespaceAlreadyExistsError):
                 catalog.create_namespace(namespace)
     return catalog
+
+
+def lake_tables(catalog: Catalog, namespaces: Sequence[str] = NAMESPACES) -> list[Identifier]:
+    """The tables of the lake's namespaces (of those that exist), sorted."""
+    found: list[Identifier] = []
+    existing = {ns[0] for ns in catalog.list_namespaces()}
+    for namespace in namespaces:
+        if namespace in existing:
+            found.extend(catalog.list_tables(namespace))
+    return sorted(found)

@@ -18,6 +18,8 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform, IdentityTransform
 from pyiceberg.types import BinaryType, LongType, NestedField, StringType, TimestamptzType
 
+from insightloop.lake.maintenance import METADATA_PROPERTIES
+
 SDK_EVENTS = "raw.sdk_events"
 
 RAW_SCHEMA = Schema(
@@ -53,6 +55,8 @@ RAW_ARROW_SCHEMA: pa.Schema = RAW_SCHEMA.as_arrow()
 def ensure_raw_table(catalog: Catalog, identifier: str = SDK_EVENTS) -> Table:
     """Load the raw table, creating it on first use."""
     try:
-        return catalog.create_table(identifier, schema=RAW_SCHEMA, partition_spec=RAW_PARTITION_SPEC)
+        return catalog.create_table(
+            identifier, schema=RAW_SCHEMA, partition_spec=RAW_PARTITION_SPEC, properties=METADATA_PROPERTIES
+        )
     except TableAlreadyExistsError:
         return catalog.load_table(identifier)

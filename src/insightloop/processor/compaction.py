@@ -24,10 +24,13 @@ Safe by construction:
   purge, an upsert of the current-state table rewriting it), pyiceberg's validation fails
   the commit, and nothing is resurrected;
 - row counts are checked before committing;
-- snapshots are never expired and no file is deleted: readers may be reading old
-  snapshots; reclaiming space is the retention job's business (see PITFALLS).
-
-Snapshot properties of other writers (watermarks) are not copied: readers walk ancestors.
+- no file is deleted: readers may be reading old snapshots; reclaiming space is the
+  retention job's business (see PITFALLS);
+- the commit carries the table's progress (``watermarks.progress_properties``), so the
+  current snapshot still records it and expiring the snapshots before it loses nothing.
+  If pyiceberg retries the commit on top of another writer's, the carried values are
+  still the newest: the only writer that records progress is the processor, whose loop
+  runs compaction between its own commits.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.typedef import Identifier, Record
 
 from insightloop.errors import TerminalError
-from insightloop.lake.catalog import NAMESPACES
+from insightloop.lake.catalog import NAMESPACES, lake_tables
+from insightloop.lake.watermarks import COMPACTION, progress_properties
 from insightloop.processor.metrics import ProcessorMetrics
 
 _log = structlog.get_logger(__name__)
@@ -57,7 +61,7 @@ _log = structlog.get_logger(__name__)
 #: Files at least this big are left alone.
 SMALL_FILE_BYTES = 32 << 20
 #: Snapshot property naming the operation, for people reading a table's history.
-COMPACTION_PROPERTY = "insightloop.compaction"
+COMPACTION_PROPERTY = COMPACTION
 
 
 class Compacted(msgspec.Struct, frozen=True):
@@ -90,12 +94,7 @@ class Compactor:
 
     def tables(self) -> list[Identifier]:
         """The tables of the lake's namespaces."""
-        found: list[Identifier] = []
-        existing = {ns[0] for ns in self._catalog.list_namespaces()}
-        for namespace in self._namespaces:
-            if namespace in existing:
-                found.extend(self._catalog.list_tables(namespace))
-        return sorted(found)
+        return lake_tables(self._catalog, self._namespaces)
 
     def compact_all(self) -> list[Compacted]:
         """Compact every table that changed since it was last looked at."""
@@ -170,8 +169,9 @@ class Compactor:
     def _replace(self, table: Table, old_files: Iterable[DataFile], rows: pa.Table) -> int:
         """One commit: delete ``old_files``, add ``rows`` as new files. Returns files added."""
         added = 0
+        properties = {**progress_properties(table), COMPACTION_PROPERTY: "rewrite-small-files"}
         with table.transaction() as tx:
-            update = tx.update_snapshot(snapshot_properties={COMPACTION_PROPERTY: "rewrite-small-files"})
+            update = tx.update_snapshot(snapshot_properties=properties)
             with update.overwrite() as overwrite:
                 for data_file in old_files:
                     overwrite.delete_data_file(data_file)

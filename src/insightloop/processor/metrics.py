@@ -85,3 +85,9 @@ class ProcessorMetrics:
             ["table"],
             registry=r,
         )
+        self.snapshots_expired = Counter(
+            "insightloop_processor_snapshots_expired",
+            "Snapshots expired from table metadata (no file deleted), by table",
+            ["table"],
+            registry=r,
+        )

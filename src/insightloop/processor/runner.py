@@ -9,6 +9,10 @@ lets stage 2 catch up on raw rows it has not applied (a crash between the two st
 inside stage 2). So a kill at any point ends, after a restart, with every acknowledged log
 record in raw exactly once and stage 2 caught up.
 
+Between batches the loop compacts small files and, every few minutes, expires old
+snapshots of every lake table (``lake.maintenance``): in this process, so neither
+conflicts with the loop's own commits.
+
 Transient failures (conflicting commits, busy catalog, log I/O) are logged and retried
 with back-off; anything else stops the loop with the error, which ``run`` reports.
 """
@@ -31,6 +35,7 @@ from pyiceberg.table import Table
 from insightloop.config import Config
 from insightloop.errors import TerminalError
 from insightloop.lake.catalog import lake_root, open_catalog
+from insightloop.lake.maintenance import SnapshotRetention, maintain
 from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
 from insightloop.log import Log
 from insightloop.processor.catchup import catch_up
@@ -53,6 +58,8 @@ IDLE_SECONDS = 0.05
 #: Look for small files to compact after this many batches, or this long when idle.
 COMPACT_EVERY_BATCHES = 20
 COMPACT_IDLE_SECONDS = 60.0
+#: Expire old snapshots this often (and once at start-up).
+MAINTAIN_EVERY_SECONDS = 300.0
 
 
 class Processor:
@@ -66,9 +73,11 @@ class Processor:
         limits: BatchLimits,
         *,
         compactor: Compactor | None = None,
+        retention: SnapshotRetention | None = None,
         metrics: ProcessorMetrics | None = None,
         raw_table: str = SDK_EVENTS,
         compact_every: int = COMPACT_EVERY_BATCHES,
+        maintain_every: float = MAINTAIN_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
@@ -76,15 +85,18 @@ class Processor:
         self.stage = stage
         self.limits = limits
         self.compactor = compactor
+        self.retention = retention
         self.metrics = metrics or ProcessorMetrics()
         self._raw_name = raw_table
         self._compact_every = compact_every
+        self._maintain_every = maintain_every
         self._clock = clock
         self._table: Table | None = None
         self._progress = RawProgress({}, 0)
         self._stage_behind = True
         self._batches_since_compaction = 0
         self._last_compaction = clock()
+        self._last_maintenance: float | None = None
         self._phase = "start"
 
     @property
@@ -200,6 +212,18 @@ class Processor:
         if self._table is not None:
             self._table.refresh()
 
+    def maintain_if_due(self) -> None:
+        """Expire old snapshots of every lake table now and then (and on the first call)."""
+        last = self._last_maintenance
+        if self.retention is None or (last is not None and self._clock() - last < self._maintain_every):
+            return
+        self._phase = "maintenance"
+        self._last_maintenance = self._clock()
+        for done in maintain(self.catalog, self.retention):
+            self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
+        if self._table is not None:
+            self._table.refresh()
+
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: the batch in hand is committed before returning.
 
@@ -209,6 +233,7 @@ class Processor:
             try:
                 committed = self.step(stop)
                 self.compact_if_due(idle=committed == 0)
+                self.maintain_if_due()
             except Exception as exc:
                 where = self._phase
                 if not is_transient(exc):
@@ -246,6 +271,7 @@ def build_processor(
         cleaned_stage(catalog, config),
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
         compactor=Compactor(catalog, settings.compact_min_files, metrics=metrics),
+        retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
     )
 
