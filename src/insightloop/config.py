@@ -69,7 +69,7 @@ class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Relative to data_dir unless absolute.
     warehouse_path: str = "lake"
     # Expire (metadata only) snapshots older than this, keeping at least the newest min_count.
-    snapshot_retention_minutes: float = 60.0
+    snapshot_retention_minutes: float = 2.0
     snapshot_retention_min_count: int = 20
 
 

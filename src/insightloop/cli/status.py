@@ -38,7 +38,7 @@ class TableStatus(msgspec.Struct):
     newest_column: str | None
     newest: str | None
     rows_last_minute: int
-    rows_last_5_minutes: int
+    rows_per_second: float
 
 
 class ShardStatus(msgspec.Struct):
@@ -98,17 +98,15 @@ def table_status(table: Table, now: float) -> TableStatus:
     name = ".".join(table.name()[-2:])
     snapshot = table.current_snapshot()
     rows = 0
-    added = {60: 0, 300: 0}
+    added = 0
     if snapshot is not None and snapshot.summary is not None:
         rows = int(snapshot.summary.get("total-records", "0"))
     ancestor = snapshot
-    while ancestor is not None and ancestor.timestamp_ms / 1000 >= now - 300:
+    # The last minute only: the processor expires snapshots after a few minutes.
+    while ancestor is not None and ancestor.timestamp_ms / 1000 >= now - 60:
         summary = ancestor.summary
         if summary is not None and summary.operation == Operation.APPEND:
-            count = int(summary.get("added-records", "0"))
-            for window in added:
-                if ancestor.timestamp_ms / 1000 >= now - window:
-                    added[window] += count
+            added += int(summary.get("added-records", "0"))
         parent = ancestor.parent_snapshot_id
         ancestor = None if parent is None else table.metadata.snapshot_by_id(parent)
     column, newest = _newest(table)
@@ -119,8 +117,8 @@ def table_status(table: Table, now: float) -> TableStatus:
         last_commit=None if snapshot is None else _iso(snapshot.timestamp_ms / 1000),
         newest_column=column,
         newest=newest,
-        rows_last_minute=added[60],
-        rows_last_5_minutes=added[300],
+        rows_last_minute=added,
+        rows_per_second=added / 60,
     )
 
 

@@ -25,7 +25,7 @@ def render(status: Status, console: Console) -> None:
     if status.tables:
         now = dt.datetime.fromisoformat(status.generated_at)
         tables = Table(
-            "table", "rows", "last commit", "newest row", "+1 min", "+5 min",
+            "table", "rows", "last commit", "newest row", "+1 min", "rows/s",
             title="Tables", title_justify="left",
         )  # fmt: skip
         tables.columns[0].no_wrap = True
@@ -36,7 +36,7 @@ def render(status: Status, console: Console) -> None:
                 _age(t.last_commit, now),
                 _age(t.newest, now),
                 f"{t.rows_last_minute:,}",
-                f"{t.rows_last_5_minutes:,}",
+                f"{t.rows_per_second:,.0f}",
             )
         console.print(tables)
     else:

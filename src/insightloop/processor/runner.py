@@ -59,7 +59,7 @@ IDLE_SECONDS = 0.05
 COMPACT_EVERY_BATCHES = 20
 COMPACT_IDLE_SECONDS = 60.0
 #: Expire old snapshots this often (and once at start-up).
-MAINTAIN_EVERY_SECONDS = 300.0
+MAINTAIN_EVERY_SECONDS = 30.0
 
 
 class Processor:
