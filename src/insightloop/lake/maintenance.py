@@ -49,6 +49,9 @@ _log = structlog.get_logger(__name__)
 METADATA_PROPERTIES = {
     TableProperties.METADATA_DELETE_AFTER_COMMIT_ENABLED: "true",
     TableProperties.METADATA_PREVIOUS_VERSIONS_MAX: "20",
+    # Appends merge small manifests (else one manifest per commit piles up in every
+    # snapshot, and planning a scan reads them all).
+    TableProperties.MANIFEST_MERGE_ENABLED: "true",
 }
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

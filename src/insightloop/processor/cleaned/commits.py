@@ -24,6 +24,7 @@ from pyiceberg.table import Table, Transaction
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.update import TableUpdate, update_table_metadata
 
+from insightloop.lake.maintenance import METADATA_PROPERTIES
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
 from insightloop.processor.cleaned.coltypes import ICEBERG_TYPES, Kind, kind_of_iceberg
 from insightloop.processor.cleaned.reconcile import Column
@@ -74,7 +75,10 @@ class Tables:
             pass
         try:
             return self._catalog.create_table(
-                spec.identifier, schema=spec.schema(), partition_spec=spec.partition_spec()
+                spec.identifier,
+                schema=spec.schema(),
+                partition_spec=spec.partition_spec(),
+                properties=METADATA_PROPERTIES,
             )
         except TableAlreadyExistsError:
             return self._catalog.load_table(spec.identifier)
