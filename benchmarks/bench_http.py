@@ -94,8 +94,7 @@ def run(seconds: float = 30.0, latency_rate: float = 25_000.0) -> dict[str, floa
     with tempfile.TemporaryDirectory(prefix="insightloop-bench-") as tmp:
         services = Services(Path(tmp) / "data")
         config = load_config(environ={"INSIGHTLOOP_DATA_DIR": str(services.data_dir)})
-        services.start("collector")
-        services.start("processor")
+        services.start_pipeline()
         try:
             # Warm-up creates the tables so the measured runs start steady.
             warm = _run_load(services.port, 3, 3000, first_batch=0)

@@ -56,6 +56,11 @@ class Services:
         if service == "collector":
             self.wait_healthy()
 
+    def start_pipeline(self) -> None:
+        """Every service of the pipeline, as ``insightloop up`` would start them."""
+        self.start("collector")
+        self.start("processor")
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
