@@ -24,6 +24,8 @@ import msgspec
 from insightloop.errors import ConfigError
 
 ENV_PREFIX = "INSIGHTLOOP__"
+#: Values of ``processor.stage2``.
+STAGE2_MODES = ("separate", "inline")
 
 
 class SdkSource(msgspec.Struct, forbid_unknown_fields=True):
@@ -62,6 +64,13 @@ class ProcessorConfig(msgspec.Struct, forbid_unknown_fields=True):
     dedup_window_days: int = 30
     # Compact a table partition once it holds this many files.
     compact_min_files: int = 16
+    # Where stage 2 (raw → cleaned/quarantine) runs: "separate" (its own process,
+    # ``insightloop cleaner``) or "inline" (in the processor's loop, after each raw commit).
+    stage2: str = "separate"
+
+    @property
+    def stage2_inline(self) -> bool:
+        return self.stage2 == "inline"
 
 
 class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -159,6 +168,10 @@ def _check(config: Config) -> None:
         (config.log.shards >= 1, "log.shards must be at least 1"),
         (config.processor.max_batch_events >= 1, "processor.max_batch_events must be at least 1"),
         (config.processor.max_batch_seconds > 0, "processor.max_batch_seconds must be positive"),
+        (
+            config.processor.stage2 in STAGE2_MODES,
+            f"processor.stage2 {config.processor.stage2!r} is unknown (expected 'separate' or 'inline')",
+        ),
         (config.lake.catalog in {"sqlite"}, f"lake.catalog {config.lake.catalog!r} is unknown"),
         (config.lake.snapshot_retention_minutes >= 0, "lake.snapshot_retention_minutes must not be negative"),
         (

@@ -9,9 +9,13 @@ lets stage 2 catch up on raw rows it has not applied (a crash between the two st
 inside stage 2). So a kill at any point ends, after a restart, with every acknowledged log
 record in raw exactly once and stage 2 caught up.
 
+With ``processor.stage2 = "separate"`` (the default) there is no stage 2 here: the
+cleaner (``processor.cleaner``), a process of its own, derives it from raw's commits.
+
 Between batches the loop compacts small files and, every few minutes, expires old
-snapshots of every lake table (``lake.maintenance``): in this process, so neither
-conflicts with the loop's own commits.
+snapshots of the tables this process writes (``lake.maintenance``): raw only when the
+cleaner runs stage 2, every lake table when stage 2 is inline. Each table is maintained by
+the one process that commits to it, so neither conflicts with that process's own commits.
 
 Transient failures (conflicting commits, busy catalog, log I/O) are logged and retried
 with back-off; anything else stops the loop with the error, which ``run`` reports.
@@ -24,7 +28,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,7 +38,7 @@ from pyiceberg.table import Table
 
 from insightloop.config import Config
 from insightloop.errors import TerminalError
-from insightloop.lake.catalog import lake_root, open_catalog
+from insightloop.lake.catalog import NAMESPACES, lake_root, open_catalog
 from insightloop.lake.maintenance import SnapshotRetention, maintain
 from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
 from insightloop.log import Log
@@ -76,6 +80,7 @@ class Processor:
         retention: SnapshotRetention | None = None,
         metrics: ProcessorMetrics | None = None,
         raw_table: str = SDK_EVENTS,
+        namespaces: Sequence[str] = NAMESPACES,
         compact_every: int = COMPACT_EVERY_BATCHES,
         maintain_every: float = MAINTAIN_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -88,6 +93,7 @@ class Processor:
         self.retention = retention
         self.metrics = metrics or ProcessorMetrics()
         self._raw_name = raw_table
+        self._namespaces = namespaces
         self._compact_every = compact_every
         self._maintain_every = maintain_every
         self._clock = clock
@@ -213,13 +219,13 @@ class Processor:
             self._table.refresh()
 
     def maintain_if_due(self) -> None:
-        """Expire old snapshots of every lake table now and then (and on the first call)."""
+        """Expire old snapshots of this process's tables now and then (and on the first call)."""
         last = self._last_maintenance
         if self.retention is None or (last is not None and self._clock() - last < self._maintain_every):
             return
         self._phase = "maintenance"
         self._last_maintenance = self._clock()
-        for done in maintain(self.catalog, self.retention):
+        for done in maintain(self.catalog, self.retention, namespaces=self._namespaces):
             self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
         if self._table is not None:
             self._table.refresh()
@@ -259,20 +265,29 @@ class Processor:
         _log.info("processor stopped", seq=self._progress.seq, positions=self._progress.positions)
 
 
+#: The namespaces stage 1 writes (and so compacts and maintains) when stage 2 runs elsewhere.
+STAGE1_NAMESPACES = ("raw",)
+
+
 def build_processor(
     config: Config, log: Log, catalog: Catalog, metrics: ProcessorMetrics | None = None
 ) -> Processor:
-    """The processor of ``config``: stage 2 is the cleaned Segment tables."""
+    """The processor of ``config``: with ``processor.stage2 = "inline"``, stage 2 is the
+    cleaned Segment tables and every lake table is this process's to maintain; otherwise
+    stage 1 alone, maintaining raw only (the cleaner maintains the rest)."""
     metrics = metrics or ProcessorMetrics()
     settings = config.processor
+    inline = settings.stage2_inline
+    namespaces = NAMESPACES if inline else STAGE1_NAMESPACES
     return Processor(
         log,
         catalog,
-        cleaned_stage(catalog, config),
+        cleaned_stage(catalog, config) if inline else None,
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
-        compactor=Compactor(catalog, settings.compact_min_files, metrics=metrics),
+        compactor=Compactor(catalog, settings.compact_min_files, namespaces=namespaces, metrics=metrics),
         retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
+        namespaces=namespaces,
     )
 
 
@@ -300,13 +315,24 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
     if stop is None:
         stop = threading.Event()
         _stop_on_signals(stop)
-    with _exclusive(lake_root(config) / "processor.lock"):
+    lock = lake_root(config) / "processor.lock"
+    with exclusive(lock, f"another processor holds {lock}: only one may run per lake"), _stage2_lock(config):
         log = open_log(config)
         try:
             catalog = open_catalog(config)
             build_processor(config, log, catalog).run(stop)
         finally:
             log.close()
+
+
+def _stage2_lock(config: Config) -> AbstractContextManager[None]:
+    """An inline processor also holds the cleaner's lock: stage 2 runs in one place only."""
+    if not config.processor.stage2_inline:
+        return nullcontext()
+    path = lake_root(config) / CLEANER_LOCK
+    return exclusive(
+        path, f"a cleaner holds {path}: stop it before running the processor with processor.stage2 = 'inline'"
+    )
 
 
 def _stop_on_signals(stop: threading.Event) -> None:
@@ -316,15 +342,20 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, lambda _signum, _frame: stop.set())
 
 
+#: The lock file (under the lake) of whoever runs stage 2.
+CLEANER_LOCK = "cleaner.lock"
+
+
 @contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold ``path``'s lock: one processor per lake (a second would commit clashing sequences)."""
+def exclusive(path: Path, refusal: str) -> Iterator[None]:
+    """Hold ``path``'s lock (one processor, one cleaner per lake: two would commit clashing
+    sequences); raise ``TerminalError(refusal)`` if another process holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise TerminalError(f"another processor holds {path}: only one may run per lake") from exc
+            raise TerminalError(refusal) from exc
         try:
             yield
         finally:
