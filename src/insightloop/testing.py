@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 class Services:
-    """The collector and the processor of one data dir, each a child process."""
+    """The collector, the processor and the cleaner of one data dir, each a child process."""
 
     def __init__(self, data_dir: Path, port: int | None = None, extra_env: dict[str, str] | None = None):
         self.data_dir = data_dir
@@ -56,10 +56,17 @@ class Services:
         if service == "collector":
             self.wait_healthy()
 
+    def pipeline(self) -> tuple[str, ...]:
+        """The services ``insightloop up`` starts under this environment's config."""
+        from insightloop.cli.services import pipeline_services
+        from insightloop.config import load_config
+
+        return pipeline_services(load_config(environ=self.env))
+
     def start_pipeline(self) -> None:
         """Every service of the pipeline, as ``insightloop up`` would start them."""
-        self.start("collector")
-        self.start("processor")
+        for service in self.pipeline():
+            self.start(service)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -19,8 +19,7 @@ def _ids(config: Config, identifier: str) -> list[str]:
 def test_segment_python_client_events_land_exactly_once(services: Services, config: Config) -> None:
     from segment.analytics.client import Client
 
-    services.start("collector")
-    services.start("processor")
+    services.start_pipeline()
     client = Client(write_key=WRITE_KEY, host=services.url, gzip=True, sync_mode=True, max_retries=1)
     sent = []
     for i in range(20):
@@ -63,8 +62,7 @@ def test_segment_python_client_events_land_exactly_once(services: Services, conf
 def test_rudderstack_python_client_events_land(services: Services, config: Config) -> None:
     from rudderstack.analytics.client import Client
 
-    services.start("collector")
-    services.start("processor")
+    services.start_pipeline()
     client = Client(write_key=WRITE_KEY, host=services.url, sync_mode=True, max_retries=1)
     for i in range(10):
         client.page(

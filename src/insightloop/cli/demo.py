@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.live import Live
 
 from insightloop.cli.demo_view import DemoView, render_summary
-from insightloop.cli.services import SERVICES, running_pid
+from insightloop.cli.services import SERVICES, pipeline_services, running_pid
 from insightloop.cli.supervisor import Policy, Supervisor
 from insightloop.cli.up import collector_url, port_in_use, service_children
 from insightloop.config import Config
@@ -135,7 +135,8 @@ def _run(
     data_dir = prepare_data_dir(config)
     logs = _Logs(data_dir / "logs")
     env = {**os.environ, "INSIGHTLOOP_DATA_DIR": str(data_dir)}
-    supervisor = Supervisor(service_children(config_path, env), logs, Policy(max_restarts=5))
+    children = service_children(config_path, env, names=pipeline_services(config))
+    supervisor = Supervisor(children, logs, Policy(max_restarts=5))
     stop_services = threading.Event()
     outcome: list[int] = []
     services = threading.Thread(
@@ -148,7 +149,7 @@ def _run(
     services.start()
     traffic: TrafficRun | None = None
     try:
-        with console.status("starting the collector and the processor …"):
+        with console.status("starting the services …"):
             deadline = time.monotonic() + HEALTH_TIMEOUT
             while not healthy(url):
                 if not services.is_alive() or time.monotonic() > deadline:

@@ -108,7 +108,7 @@ def render_summary(
             f"of {stats.valid_distinct:,} distinct valid events sent",
         )
     else:
-        facts.add_row("cleaned", "no cleaned tables yet (is the processor's stage 2 running?)")
+        facts.add_row("cleaned", "no cleaned tables yet (is stage 2, the cleaner, running?)")
     facts.add_row("late", f"{lake.late:,} events landed more than a day late (sent {stats.late_distinct:,})")
     facts.add_row("clock skew", f"{lake.in_future:,} events in the future after clock-skew correction")
     elapsed = stats.elapsed()

@@ -47,15 +47,24 @@ def collector(ctx: typer.Context) -> None:
 
 @app.command()
 def processor(ctx: typer.Context) -> None:
-    """Run the stream processor (log → raw → cleaned) in the foreground."""
+    """Run the stream processor (log → raw; also raw → cleaned with processor.stage2 = "inline")."""
     from insightloop.cli.services import run_processor
 
     run_processor(state(ctx).config())
 
 
 @app.command()
+def cleaner(ctx: typer.Context) -> None:
+    """Run stage 2 (raw → cleaned, quarantine) in the foreground (processor.stage2 = "separate")."""
+    from insightloop.cli.services import run_cleaner
+
+    run_cleaner(state(ctx).config())
+
+
+@app.command()
 def up(ctx: typer.Context) -> None:
-    """Run the collector and the processor, restarting either if it crashes, until Ctrl-C."""
+    """Run the collector, the processor and the cleaner, restarting any that crashes, until Ctrl-C."""
+    from insightloop.cli.services import pipeline_services
     from insightloop.cli.supervisor import supervise
     from insightloop.cli.up import collector_url, console_sink, port_in_use, service_children
 
@@ -67,7 +76,8 @@ def up(ctx: typer.Context) -> None:
     console.print(
         f"collector on {collector_url(config)}, data in {config.data_dir}; Ctrl-C stops", highlight=False
     )
-    code = supervise(service_children(cli.config_path), console_sink(console))
+    children = service_children(cli.config_path, names=pipeline_services(config))
+    code = supervise(children, console_sink(console))
     raise typer.Exit(code)
 
 

@@ -1,4 +1,4 @@
-"""Running one service in the foreground (``insightloop collector`` / ``insightloop processor``).
+"""Running one service in the foreground (``insightloop collector`` / ``processor`` / ``cleaner``).
 
 Each running service leaves ``<data_dir>/run/<name>.pid`` for ``insightloop status``. Under a
 supervisor (``SUPERVISOR_PID_ENV`` set) a service stops itself (SIGTERM to itself) when the
@@ -21,7 +21,15 @@ from insightloop.cli.supervisor import SUPERVISOR_PID_ENV
 from insightloop.config import Config
 from insightloop.errors import InsightloopError
 
-SERVICES = ("collector", "processor")
+SERVICES = ("collector", "processor", "cleaner")
+
+
+def pipeline_services(config: Config) -> tuple[str, ...]:
+    """The services that make up the pipeline of ``config``: no cleaner when the processor
+    runs stage 2 itself (``processor.stage2 = "inline"``)."""
+    if config.processor.stage2_inline:
+        return tuple(name for name in SERVICES if name != "cleaner")
+    return SERVICES
 
 
 def pid_file(config: Config, name: str) -> Path:
@@ -102,4 +110,23 @@ def run_processor(config: Config) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     with service_running(config, "processor"):
+        run(config, stop=stop)
+
+
+def run_cleaner(config: Config) -> None:
+    """Run stage 2 (raw → cleaned) until SIGINT/SIGTERM, letting it finish the window in hand.
+
+    Exits 2 when ``processor.stage2 = "inline"`` (the processor runs stage 2 itself)."""
+    from insightloop.processor.cleaner import refuse_inline, run
+
+    with config_errors_exit():
+        refuse_inline(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    with service_running(config, "cleaner"):
         run(config, stop=stop)

@@ -21,7 +21,7 @@ from insightloop.cli.services import SERVICES, running_pid
 from insightloop.config import Config
 from insightloop.lake.catalog import NAMESPACES, open_catalog
 from insightloop.lake.raw_table import SDK_EVENTS
-from insightloop.lake.watermarks import LOG_POSITIONS, committed_property
+from insightloop.lake.watermarks import LOG_POSITIONS, RAW_SEQ, committed_property
 from insightloop.warehouse import lake_exists
 
 #: Columns whose newest value tells how fresh a table is, in order of preference.
@@ -55,6 +55,15 @@ class ServiceStatus(msgspec.Struct):
     detail: str
 
 
+class Stage2Status(msgspec.Struct):
+    """How far stage 2 (raw → cleaned) is behind raw, in raw commits (micro-batches)."""
+
+    mode: str
+    raw_seq: int | None
+    watermark: int
+    lag: int | None
+
+
 class Status(msgspec.Struct):
     data_dir: str
     generated_at: str
@@ -62,18 +71,22 @@ class Status(msgspec.Struct):
     log: list[ShardStatus]
     log_error: str | None
     services: list[ServiceStatus]
+    stage2: Stage2Status
 
 
 def collect(config: Config, now: float | None = None) -> Status:
     now = time.time() if now is None else now
     tables: list[TableStatus] = []
     committed: dict[str, int] = {}
+    raw_seq: int | None = None
     if lake_exists(config):
         catalog = open_catalog(config)
         for table in _tables(catalog):
             tables.append(table_status(table, now))
             if ".".join(table.name()[-2:]) == SDK_EVENTS:
                 committed = _committed_positions(table)
+                seq = committed_property(table, RAW_SEQ)
+                raw_seq = int(seq) if seq is not None else 0
     shards, log_error = _log_status(config, committed)
     return Status(
         data_dir=config.data_dir,
@@ -81,8 +94,26 @@ def collect(config: Config, now: float | None = None) -> Status:
         tables=tables,
         log=shards,
         log_error=log_error,
-        services=[_collector_status(config), _pid_status(config, "processor")],
+        services=[_collector_status(config), _pid_status(config, "processor"), _cleaner_status(config)],
+        stage2=_stage2_status(config, raw_seq),
     )
+
+
+def _stage2_status(config: Config, raw_seq: int | None) -> Stage2Status:
+    """Stage 2's watermark from its marker file (no table or seen id is loaded)."""
+    from insightloop.processor.cleaned.stage import stored_watermark
+
+    watermark = stored_watermark(config)
+    lag = None if raw_seq is None else max(raw_seq - watermark, 0)
+    return Stage2Status(config.processor.stage2, raw_seq, watermark, lag)
+
+
+def _cleaner_status(config: Config) -> ServiceStatus:
+    if config.processor.stage2_inline:
+        return ServiceStatus(
+            "cleaner", False, "not used: the processor runs stage 2 (processor.stage2 = 'inline')"
+        )
+    return _pid_status(config, "cleaner")
 
 
 def _tables(catalog: Catalog) -> list[Table]:

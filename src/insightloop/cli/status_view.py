@@ -21,6 +21,16 @@ def render(status: Status, console: Console) -> None:
     for service in status.services:
         services.add_row(service.name, "[green]yes[/]" if service.up else "[red]no[/]", service.detail)
     console.print(services)
+    stage2 = status.stage2
+    where = "in the cleaner" if stage2.mode == "separate" else "inline, in the processor"
+    if stage2.raw_seq is None:
+        console.print(f"Stage 2 ({where}): raw is empty", highlight=False)
+    else:
+        console.print(
+            f"Stage 2 ({where}): applied raw seq {stage2.watermark:,} of {stage2.raw_seq:,} "
+            f"(lag {stage2.lag:,} raw commits)",
+            highlight=False,
+        )
 
     if status.tables:
         now = dt.datetime.fromisoformat(status.generated_at)

@@ -1,11 +1,11 @@
-"""``insightloop up``: the collector and the processor as supervised child processes."""
+"""``insightloop up``: the collector, the processor and the cleaner as supervised child processes."""
 
 from __future__ import annotations
 
 import socket
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -15,13 +15,16 @@ from insightloop.cli.services import SERVICES
 from insightloop.cli.supervisor import ChildSpec, LogSink
 from insightloop.config import Config
 
-_STYLES = {"collector": "cyan", "processor": "magenta", "supervisor": "bold yellow"}
+_STYLES = {"collector": "cyan", "processor": "magenta", "cleaner": "green", "supervisor": "bold yellow"}
 
 
-def service_children(config_path: Path | None, env: Mapping[str, str] | None = None) -> list[ChildSpec]:
-    """One child per service, running this same Python and package: ``python -m insightloop``."""
+def service_children(
+    config_path: Path | None, env: Mapping[str, str] | None = None, *, names: Sequence[str] = SERVICES
+) -> list[ChildSpec]:
+    """One child per service of ``names`` (``services.pipeline_services``), running this same
+    Python and package: ``python -m insightloop``."""
     options = ["--config", str(config_path)] if config_path is not None else []
-    return [ChildSpec(name, [sys.executable, "-m", "insightloop", *options, name], env) for name in SERVICES]
+    return [ChildSpec(name, [sys.executable, "-m", "insightloop", *options, name], env) for name in names]
 
 
 def port_in_use(host: str, port: int) -> bool:

@@ -79,11 +79,13 @@ def catch_up(
     *,
     cursor: RawCursor | None = None,
     stop: threading.Event | None = None,
+    max_rows: int | None = None,
 ) -> int:
     """Apply raw sequences after ``stage.watermark()`` through ``through_seq``, which
     ``table``'s current snapshot must end at; returns rows applied.
 
-    With ``stop``, returns early (after a whole window) once it is set. With ``cursor``,
+    With ``stop``, returns early (after a whole window) once it is set; with ``max_rows``,
+    once that many rows are applied (the rest is for the next call). With ``cursor``,
     reads only manifests newer than the cursor's last mark, and marks the cursor at the end."""
     done = stage.watermark()
     if done > through_seq:
@@ -103,7 +105,7 @@ def catch_up(
     window = 1
     applied = 0
     while done < through_seq:
-        if stop is not None and stop.is_set():
+        if (stop is not None and stop.is_set()) or (max_rows is not None and applied >= max_rows):
             return applied
         upto = min(done + window, through_seq)
         rows = read_raw(table, done, upto, floor)

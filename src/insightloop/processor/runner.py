@@ -314,7 +314,7 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
 
     if stop is None:
         stop = threading.Event()
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
     lock = lake_root(config) / "processor.lock"
     with exclusive(lock, f"another processor holds {lock}: only one may run per lake"), _stage2_lock(config):
         log = open_log(config)
@@ -335,7 +335,7 @@ def _stage2_lock(config: Config) -> AbstractContextManager[None]:
     )
 
 
-def _stop_on_signals(stop: threading.Event) -> None:
+def stop_on_signals(stop: threading.Event) -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -68,6 +68,14 @@ class _Marker(msgspec.Struct):
     seq: int
 
 
+def read_marker(directory: Path) -> int:
+    """The watermark stored in ``directory`` (0: none), without loading any seen ids."""
+    path = directory / "marker.json"
+    if not path.exists():
+        return 0
+    return msgspec.json.decode(path.read_bytes(), type=_Marker).seq
+
+
 class SeenIds:
     """Seen message-id keys within the window, persisted beside the stage's watermark."""
 
@@ -178,10 +186,7 @@ class SeenIds:
         return keys.tolist()
 
     def _read_marker(self) -> int:
-        path = self._dir / "marker.json"
-        if not path.exists():
-            return 0
-        return msgspec.json.decode(path.read_bytes(), type=_Marker).seq
+        return read_marker(self._dir)
 
     def _write_marker(self, seq: int) -> None:
         _replace(self._dir / "marker.json", msgspec.json.encode(_Marker(seq)))

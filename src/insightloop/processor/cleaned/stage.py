@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +32,7 @@ from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
 from insightloop.processor.cleaned.commits import Tables
-from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_keys
+from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_keys, read_marker
 from insightloop.processor.cleaned.quarantine import Failure, quarantine_rows, rejection_failure
 from insightloop.processor.cleaned.rows import Prepared, build, prepare
 from insightloop.processor.cleaned.tables import ARROW_TIME, BY_TYPE, IDENTIFIES, QUARANTINE_SPEC, USERS
@@ -59,12 +60,22 @@ class ApplyStats:
     commit_seconds: float = 0.0
 
 
+def state_directory(config: Config) -> Path:
+    """Where the stage keeps its seen ids and watermark."""
+    return config.path("processor", "cleaned")
+
+
+def stored_watermark(config: Config) -> int:
+    """``CleanedStage(...).watermark()`` read from disk alone: cheap, for status displays."""
+    return read_marker(state_directory(config))
+
+
 class CleanedStage:
     """``DerivedStage`` writing ``cleaned.*`` and ``quarantine.sdk_events`` from raw SDK events."""
 
     def __init__(self, catalog: Catalog, config: Config, *, clock: Callable[[], int] | None = None) -> None:
         self._tables = Tables(catalog)
-        self._seen = SeenIds(config.path("processor", "cleaned"), config.processor.dedup_window_days)
+        self._seen = SeenIds(state_directory(config), config.processor.dedup_window_days)
         self._clock = clock or (lambda: time.time_ns() // 1000)
         self.stats = ApplyStats()
 

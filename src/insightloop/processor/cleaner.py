@@ -1,0 +1,244 @@
+"""The cleaner: stage 2 (raw → cleaned.* and quarantine.*) in a process of its own.
+
+With ``processor.stage2 = "separate"`` (the default) the processor runs stage 1 only (log →
+raw) and this loop follows raw's commits, so the two stages use two cores. Each turn
+refreshes the raw table, reads the ingest sequence raw has committed (``RAW_SEQ``) and,
+when the stage's watermark is behind it, applies the raw rows above the watermark
+(``catchup.catch_up``: bounded ingest-sequence windows, reading only manifests newer than
+the last turn's). Otherwise it waits ``POLL_SECONDS``. A crash anywhere is just a restart:
+the stage's watermark and each table's recorded sequence say what is done
+(``processor.stage``), so a kill -9 at any point ends, after a restart, with every raw row
+in cleaned or quarantine exactly once.
+
+Between turns the cleaner compacts and expires the snapshots of the tables it writes
+(cleaned.*, quarantine.*), never raw's: each table is maintained by the one process that
+commits to it, so maintenance never conflicts with another process's commits.
+
+Transient failures are retried with back-off as in the processor's loop; anything else
+stops it with the error, which ``run`` reports.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.table import Table
+
+from insightloop.config import Config
+from insightloop.errors import ConfigError
+from insightloop.lake.catalog import lake_root, open_catalog
+from insightloop.lake.maintenance import SnapshotRetention, maintain
+from insightloop.lake.raw_table import SDK_EVENTS
+from insightloop.processor.catchup import RawCursor, catch_up
+from insightloop.processor.compaction import Compactor
+from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.progress import committed_progress
+from insightloop.processor.retry import Backoff, is_transient
+from insightloop.processor.runner import (
+    CLEANER_LOCK,
+    COMPACT_EVERY_BATCHES,
+    COMPACT_IDLE_SECONDS,
+    MAINTAIN_EVERY_SECONDS,
+    cleaned_stage,
+    exclusive,
+    stop_on_signals,
+)
+from insightloop.processor.stage import DerivedStage
+
+_log = structlog.get_logger(__name__)
+
+#: Pause when raw had nothing new (acceptance → visibility latency is ~1 raw batch + this).
+POLL_SECONDS = 0.05
+#: The namespaces stage 2 writes, and so compacts and maintains.
+STAGE2_NAMESPACES = ("cleaned", "quarantine")
+#: A turn applies at most this many micro-batches of rows, so that a long backlog still
+#: leaves room for compaction and snapshot expiry between turns.
+BATCHES_PER_TURN = 10
+
+
+class Cleaner:
+    """Stage 2 following one raw table."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        stage: DerivedStage,
+        max_batch_events: int,
+        *,
+        compactor: Compactor | None = None,
+        retention: SnapshotRetention | None = None,
+        metrics: ProcessorMetrics | None = None,
+        raw_table: str = SDK_EVENTS,
+        namespaces: Sequence[str] = STAGE2_NAMESPACES,
+        compact_every: int = COMPACT_EVERY_BATCHES,
+        maintain_every: float = MAINTAIN_EVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.catalog = catalog
+        self.stage = stage
+        self.max_batch_events = max_batch_events
+        self.compactor = compactor
+        self.retention = retention
+        self.metrics = metrics or ProcessorMetrics()
+        self._raw_name = raw_table
+        self._namespaces = namespaces
+        self._compact_every = compact_every
+        self._maintain_every = maintain_every
+        self._clock = clock
+        self._table: Table | None = None
+        self._cursor = RawCursor()
+        self._turns_since_compaction = 0
+        self._last_compaction = clock()
+        self._last_maintenance: float | None = None
+        self._phase = "start"
+
+    def _raw(self) -> Table | None:
+        """The raw table at its newest commit (None while stage 1 has not created it)."""
+        self._phase = "read"
+        if self._table is None:
+            try:
+                self._table = self.catalog.load_table(self._raw_name)
+            except NoSuchTableError:
+                return None
+        else:
+            self._table.refresh()
+        return self._table
+
+    def step(self, stop: threading.Event | None = None) -> int:
+        """One turn: apply what raw has committed beyond the stage's watermark (at most
+        ``BATCHES_PER_TURN`` micro-batches of rows). Returns the raw rows applied (0: none new)."""
+        table = self._raw()
+        if table is None:
+            return 0
+        through = committed_progress(table).seq
+        self.metrics.raw_seq.set(through)
+        if self.stage.watermark() == through:
+            return 0
+        self._phase = "stage2"
+        started = self._clock()
+        applied = catch_up(
+            table,
+            self.stage,
+            through,
+            self.max_batch_events,
+            cursor=self._cursor,
+            stop=stop,
+            max_rows=self.max_batch_events * BATCHES_PER_TURN,
+        )
+        m = self.metrics
+        m.stage_seconds.observe(self._clock() - started)
+        m.stage_watermark.set(self.stage.watermark())
+        m.batches.inc()
+        m.raw_rows.inc(applied)
+        self._turns_since_compaction += 1
+        return applied
+
+    def compact_if_due(self, idle: bool) -> None:
+        """Compact this process's tables every few turns, or now and then while idle."""
+        if self.compactor is None:
+            return
+        due = self._turns_since_compaction >= self._compact_every or (
+            idle and self._clock() - self._last_compaction >= COMPACT_IDLE_SECONDS
+        )
+        if not due:
+            return
+        self._phase = "compaction"
+        self._turns_since_compaction = 0
+        self._last_compaction = self._clock()
+        self.compactor.compact_all()
+
+    def maintain_if_due(self) -> None:
+        """Expire old snapshots of this process's tables now and then (and on the first call)."""
+        last = self._last_maintenance
+        if self.retention is None or (last is not None and self._clock() - last < self._maintain_every):
+            return
+        self._phase = "maintenance"
+        self._last_maintenance = self._clock()
+        for done in maintain(self.catalog, self.retention, namespaces=self._namespaces):
+            self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
+
+    def run(self, stop: threading.Event) -> None:
+        """Loop until ``stop`` is set: the window in hand is applied before returning.
+
+        Transient failures are retried with back-off; others are raised."""
+        backoff = Backoff(first=0.1, cap=10.0)
+        _log.info("cleaner resuming", table=self._raw_name, watermark=self.stage.watermark())
+        while not stop.is_set():
+            try:
+                applied = self.step(stop)
+                self.compact_if_due(idle=applied == 0)
+                self.maintain_if_due()
+            except Exception as exc:
+                where = self._phase
+                if not is_transient(exc):
+                    self.metrics.errors.labels(where, "terminal").inc()
+                    _log.error("cleaner failed", where=where, error=str(exc), exc_info=True)
+                    raise
+                self.metrics.errors.labels(where, "transient").inc()
+                delay = backoff.next_delay()
+                _log.warning(
+                    "cleaner retrying after a transient failure",
+                    where=where,
+                    error=f"{type(exc).__name__}: {exc}",
+                    attempt=backoff.failures,
+                    retry_in=round(delay, 2),
+                )
+                self._table = None  # resume as after a restart: raw reloaded, stage from its watermark
+                stop.wait(delay)
+                continue
+            backoff.reset()
+            if applied == 0:
+                stop.wait(POLL_SECONDS)
+        _log.info("cleaner stopped", watermark=self.stage.watermark())
+
+
+def refuse_inline(config: Config) -> None:
+    """Raise ``ConfigError`` when ``config`` runs stage 2 in the processor."""
+    if config.processor.stage2_inline:
+        raise ConfigError(
+            "processor.stage2 is 'inline': the processor runs stage 2 itself, so there is no cleaner "
+            "to run (set processor.stage2 = 'separate' to run stage 2 in the cleaner)"
+        )
+
+
+def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | None = None) -> Cleaner:
+    """The cleaner of ``config``: the cleaned Segment tables, maintaining cleaned.* and quarantine.*."""
+    refuse_inline(config)
+    stage = cleaned_stage(catalog, config)
+    if stage is None:
+        raise ConfigError(
+            "stage 2 (insightloop.processor.cleaned) is not installed: nothing for a cleaner to do"
+        )
+    metrics = metrics or ProcessorMetrics()
+    return Cleaner(
+        catalog,
+        stage,
+        config.processor.max_batch_events,
+        compactor=Compactor(
+            catalog, config.processor.compact_min_files, namespaces=STAGE2_NAMESPACES, metrics=metrics
+        ),
+        retention=SnapshotRetention.from_config(config.lake),
+        metrics=metrics,
+    )
+
+
+def run(config: Config, stop: threading.Event | None = None) -> None:
+    """Run the cleaner of ``config`` until ``stop`` is set (or, when no ``stop`` is given,
+    SIGTERM/SIGINT arrives); the window in hand is applied first.
+
+    Raises ``ConfigError`` when stage 2 runs inline, ``TerminalError`` when another cleaner
+    holds the lake's cleaner lock (or the unexpected error, after logging it): the caller
+    exits non-zero. Transient failures are retried inside."""
+    if stop is None:
+        stop = threading.Event()
+        stop_on_signals(stop)
+    refuse_inline(config)
+    lock = lake_root(config) / CLEANER_LOCK
+    with exclusive(lock, f"another cleaner holds {lock}: only one may run per lake"):
+        catalog = open_catalog(config)
+        build_cleaner(config, catalog).run(stop)
