@@ -8,11 +8,17 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pyarrow as pa
 import pytest
+from conftest import raw_row
 from typer.testing import CliRunner
 
 from insightloop.cli.main import app
 from insightloop.config import Config
+from insightloop.lake.catalog import open_catalog
+from insightloop.lake.raw_table import RAW_ARROW_SCHEMA, ensure_raw_table
+from insightloop.lake.watermarks import RAW_SEQ
+from insightloop.processor.catchup import read_raw
 
 runner = CliRunner()
 
@@ -28,7 +34,9 @@ def test_empty_data_dir(config: Config) -> None:
     data = status_json()
     assert data["tables"] == []
     assert data["log"] == []
-    assert {s["name"]: s["up"] for s in data["services"]} == {"collector": False, "processor": False}  # type: ignore[attr-defined]
+    services = {s["name"]: s["up"] for s in data["services"]}  # type: ignore[attr-defined]
+    assert services == {"collector": False, "processor": False, "cleaner": False}
+    assert data["stage2"] == {"mode": "separate", "raw_seq": None, "watermark": 0, "lag": None}
     assert not config.path().exists(), "status must not create the data dir"
 
 
@@ -78,11 +86,35 @@ def collector(config: Config) -> Iterator[None]:
 
 
 def test_services_up(config: Config, collector: None) -> None:
-    pid_file = config.path("run", "processor.pid")
-    pid_file.parent.mkdir(parents=True)
-    pid_file.write_text(f"{os.getpid()}\n")
+    config.path("run").mkdir(parents=True)
+    for name in ("processor", "cleaner"):
+        config.path("run", f"{name}.pid").write_text(f"{os.getpid()}\n")
     services = {s["name"]: s["up"] for s in status_json()["services"]}  # type: ignore[attr-defined]
-    assert services == {"collector": True, "processor": True}
+    assert services == {"collector": True, "processor": True, "cleaner": True}
+
+
+def test_inline_stage2_has_no_cleaner(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INSIGHTLOOP__PROCESSOR__STAGE2", "inline")
+    cleaner = next(s for s in status_json()["services"] if s["name"] == "cleaner")  # type: ignore[attr-defined]
+    assert cleaner["up"] is False
+    assert "inline" in cleaner["detail"]
+
+
+def test_stage2_lag_is_raw_commits_not_yet_cleaned(config: Config) -> None:
+    from insightloop.processor.cleaned.stage import CleanedStage
+
+    catalog = open_catalog(config)
+    raw = ensure_raw_table(catalog)
+    for seq in (1, 2, 3):
+        raw.append(
+            pa.Table.from_pylist([raw_row(f"m{seq}", seq, seq)], schema=RAW_ARROW_SCHEMA),
+            snapshot_properties={RAW_SEQ: str(seq)},
+        )
+    stage = CleanedStage(catalog, config)
+    stage.apply(read_raw(raw, 0, 1))  # stage 2 has applied raw seq 1 of 3
+    assert status_json()["stage2"] == {"mode": "separate", "raw_seq": 3, "watermark": 1, "lag": 2}
+    result = runner.invoke(app, ["status"])
+    assert "applied raw seq 1 of 3 (lag 2 raw commits)" in result.stdout
 
 
 def test_stale_pid_file_means_down(config: Config) -> None:

@@ -39,6 +39,14 @@ def landed(config: Config, event_id: str) -> bool:
         return row == (1,)
 
 
+def cleaned(config: Config, event_id: str) -> bool:
+    with open_warehouse(config, ["cleaned.tracks"]) as warehouse:
+        if "cleaned.tracks" not in warehouse.pins:
+            return False
+        row = warehouse.con.execute("SELECT count(*) FROM cleaned.tracks WHERE id = ?", [event_id]).fetchone()
+        return row == (1,)
+
+
 def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Config, tmp_path: Path) -> None:
     output = tmp_path / "up.out"
     with output.open("w") as out:
@@ -54,6 +62,7 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
         sender.close()
         assert outcome.status == 200
         wait_until(lambda: landed(config, "up-test-1"), "the event in raw.sdk_events")
+        wait_until(lambda: cleaned(config, "up-test-1"), "the event in cleaned.tracks (the cleaner's work)")
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
@@ -64,8 +73,9 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
     assert process.returncode == 0, text
     assert "collector stopped (exit code 0)" in text
     assert "processor stopped (exit code 0)" in text
-    assert not config.path("run", "collector.pid").exists()
-    assert not config.path("run", "processor.pid").exists()
+    assert "cleaner stopped (exit code 0)" in text
+    for name in ("collector", "processor", "cleaner"):
+        assert not config.path("run", f"{name}.pid").exists()
 
 
 def test_up_refuses_a_port_in_use(env: dict[str, str], config: Config) -> None:

@@ -56,7 +56,9 @@ def service_running(config: Config, name: str) -> Iterator[None]:
     """Mark ``name`` as running (pid file) and watch the supervisor, if any, while inside."""
     path = pid_file(config, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{os.getpid()}\n")
+    # A second copy (refused below by the lake's lock or the port) keeps the first one's file.
+    if running_pid(config, name) in (None, os.getpid()):
+        path.write_text(f"{os.getpid()}\n")
     _watch_parent()
     try:
         with config_errors_exit():
