@@ -1,0 +1,100 @@
+"""``insightloop contracts``: list, check (for CI) and infer event contracts.
+
+Exit codes: 0 fine, 1 a change that breaks the rules (``check``), 2 a bad contracts folder,
+a bad samples file or a git problem, with the file named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from insightloop.contracts.errors import ContractError
+
+contracts_app = typer.Typer(
+    name="contracts",
+    help="Event contracts (JSON Schema, SchemaVer): list them, check changes, infer new ones.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DirOption = Annotated[Path, typer.Option("--dir", "-d", help="The contracts folder.")]
+BAD_CONTRACTS_EXIT = 2
+
+
+def _fail(exc: ContractError) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(BAD_CONTRACTS_EXIT)
+
+
+@contracts_app.command("list")
+def list_contracts(directory: DirOption = Path("contracts")) -> None:
+    """Every contract and its versions (the latest last)."""
+    from insightloop.contracts.registry import Registry
+
+    try:
+        registry = Registry.load(directory)
+    except ContractError as exc:
+        raise _fail(exc) from None
+    names: dict[tuple[str, str], list[str]] = {}
+    for contract in registry:
+        names.setdefault((contract.kind, contract.name), []).append(str(contract.version))
+    for (kind, name), versions in names.items():
+        typer.echo(f"{kind:9s} {name:32s} {', '.join(versions)}")
+    typer.echo(f"{len(registry)} contract version(s) in {directory}")
+
+
+@contracts_app.command()
+def check(
+    base: Annotated[str, typer.Option("--base", help="The git revision to compare with.")] = "HEAD",
+    directory: DirOption = Path("contracts"),
+) -> None:
+    """Fail (exit 1) on a contract edited in place, removed, or bumped less than its change needs."""
+    from insightloop.contracts.check import check_contracts
+
+    try:
+        report = check_contracts(directory, base)
+    except ContractError as exc:
+        raise _fail(exc) from None
+    for finding in report.findings:
+        typer.echo(str(finding), err=not finding.ok)
+    errors = len(report.errors)
+    if errors:
+        typer.echo(f"{errors} contract change(s) break the versioning rules (against {base})", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"contracts in {directory}: no breaking change without its version bump (against {base})")
+
+
+@contracts_app.command()
+def infer(
+    samples: Annotated[Path, typer.Argument(help="A JSON-lines file of Segment messages.")],
+    event: Annotated[
+        str | None, typer.Option("--event", help="Only this event (track event or page/screen name).")
+    ] = None,
+    enum_max: Annotated[
+        int, typer.Option("--enum-max", help="Propose an enum for strings with at most this many values.")
+    ] = 0,
+) -> None:
+    """Print a proposed contract per event found in the samples, for review."""
+    from insightloop.contracts.infer import infer_contracts, read_samples, to_text
+    from insightloop.contracts.registry import snake_case
+
+    try:
+        found = read_samples(samples)
+    except ContractError as exc:
+        raise _fail(exc) from None
+    proposals = infer_contracts(found, enum_max=enum_max)
+    if event is not None:
+        wanted = snake_case(event)
+        proposals = {key: schema for key, schema in proposals.items() if key[1] == wanted}
+    if not proposals:
+        typer.echo(f"error: no {'event ' + repr(event) if event else 'events'} in {samples}", err=True)
+        raise typer.Exit(1)
+    for (kind, name), schema in proposals.items():
+        typer.echo(f"// {kind}/{name}/1-0-0.json")
+        typer.echo(to_text(schema), nl=False)
+    if found.skipped:
+        typer.echo(f"({found.skipped} line(s) or message(s) skipped: not JSON or no contract kind)", err=True)
