@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime as dt
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -7,6 +9,7 @@ import orjson
 
 from insightloop.contracts.infer import infer_contracts, read_samples, samples_of
 from insightloop.contracts.registry import compile_schema
+from insightloop.demo.traffic import Traffic
 
 SAMPLES: list[dict[str, Any]] = [
     {
@@ -68,9 +71,11 @@ def test_inferred_contracts_validate_their_samples_and_mark_optional_properties(
     assert compile_schema(traits).is_valid({"email": "ben@example.com"})
 
 
-def test_enums_for_low_cardinality_strings_when_asked() -> None:
-    proposals = infer_contracts(samples_of(SAMPLES), enum_max=3)
+def test_enums_for_low_cardinality_strings_when_asked_and_seen_often_enough() -> None:
+    proposals = infer_contracts(samples_of(SAMPLES * 4), enum_max=3)
     assert proposals[("track", "export_downloaded")]["properties"]["format"]["enum"] == ["csv", "xlsx"]
+    few = infer_contracts(samples_of(SAMPLES), enum_max=3)
+    assert "enum" not in few[("track", "export_downloaded")]["properties"]["format"]
 
 
 def test_read_jsonl_with_batches_and_bad_lines(tmp_path: Path) -> None:
@@ -80,3 +85,17 @@ def test_read_jsonl_with_batches_and_bad_lines(tmp_path: Path) -> None:
     samples = read_samples(path)
     assert samples.skipped == 1
     assert len(samples.objects[("track", "export_downloaded")]) == 3
+
+
+def test_contracts_inferred_from_demo_traffic_validate_every_sample(tmp_path: Path) -> None:
+    traffic = Traffic("web", "mobile", seed=11)
+    now = dt.datetime(2026, 11, 26, 10, tzinfo=dt.UTC)
+    path = tmp_path / "demo.jsonl"
+    path.write_bytes(b"\n".join(gzip.decompress(traffic.next_batch(now).body) for _ in range(150)))
+    samples = read_samples(path)
+    proposals = infer_contracts(samples, enum_max=6)
+    assert ("track", "dashboard_viewed") in proposals and ("group", "traits") in proposals
+    assert proposals[("group", "traits")]["properties"]["createdAt"]["format"] == "date-time"
+    for key, schema in proposals.items():
+        validator = compile_schema(schema)
+        assert all(validator.is_valid(obj) for obj in samples.objects[key]), key

@@ -5,7 +5,7 @@ page's or screen's properties by name): every property seen, with its JSON types
 unless some sample has a fraction, then ``number``), a ``format`` when every sample string
 is one (``date-time``, ``date``, ``email``, ``uri``), nested objects and arrays inferred the
 same way, ``required`` = present (and not null) in every sample, and optionally an ``enum``
-for strings with few distinct values. The proposal is version ``1-0-0`` with
+for strings with few distinct values (seen in enough samples). The proposal is version ``1-0-0`` with
 ``additionalProperties: false`` and validates every sample it was inferred from.
 """
 
@@ -32,6 +32,8 @@ _FORMATS = (
     ("email", re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")),
     ("uri", re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://\S+")),
 )
+#: An enum is proposed only from at least this many samples (and two per value).
+ENUM_MIN_SAMPLES = 10
 _JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"))
 
 
@@ -133,7 +135,11 @@ def infer_schema(values: list[Any], enum_max: int = 0) -> dict[str, Any]:
         distinct = sorted(set(strings))
         if fmt is not None:
             schema["format"] = fmt
-        elif 0 < len(distinct) <= enum_max and len(strings) > len(distinct) and types == ["string"]:
+        elif (
+            0 < len(distinct) <= enum_max
+            and len(strings) >= max(ENUM_MIN_SAMPLES, 2 * len(distinct))
+            and types == ["string"]
+        ):
             schema["enum"] = distinct
     return schema
 
