@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import orjson
 import pytest
 from conftest import WriteContract
 
 from insightloop.contracts.registry import Contract, Registry
 from insightloop.contracts.validate import OK, Violation, validate, validate_batch
+from insightloop.segment.message import Message
 
 
 @pytest.fixture
@@ -43,6 +45,8 @@ def test_valid_events_pass_as_objects_bytes_and_text(contract: Contract) -> None
     assert validate(contract, GOOD) == OK
     assert validate(contract, orjson.dumps(GOOD)) == OK
     assert validate(contract, orjson.dumps(GOOD).decode()) == OK
+    message = msgspec.json.decode(orjson.dumps({"properties": GOOD}), type=Message)
+    assert validate(contract, message.properties) == OK
     with_optional = {**GOOD, "sent_at": "2026-11-26T10:00:00.000Z", "filter": {"a/b": True}}
     assert validate(contract, with_optional) == OK
 
@@ -72,6 +76,12 @@ def test_a_batch_reports_each_bad_event_precisely_and_its_neighbours_pass(contra
     assert [(v.pointer, v.keyword) for v in results[6]] == [("/sent_at", "format")]
     assert [(v.pointer, v.keyword) for v in results[7]] == [("/filter/a~1b", "type")]
     assert [v.keyword for v in results[8]] == ["json"]
+
+
+def test_a_message_without_properties_is_checked_as_empty(contract: Contract) -> None:
+    message = msgspec.json.decode(b'{"type": "track"}', type=Message)
+    found = validate(contract, message.properties)
+    assert sorted(v.pointer for v in found) == ["/format", "/report_id", "/rows"]
 
 
 def test_never_raises_for_data_json_cannot_hold(contract: Contract) -> None:

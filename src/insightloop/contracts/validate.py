@@ -5,9 +5,10 @@ A violation names the place (a JSON pointer into the validated object, RFC 6901)
 a message for people and the rule's place in the schema. A missing required property and an
 unexpected property point at the property itself (``/report_id``), not at its parent.
 
-Instances may be decoded objects or raw JSON (``bytes``/``str``, e.g. a message's undecoded
-``properties``): jsonschema-rs validates Python objects only, so raw JSON is decoded here
-with orjson first (see ``benchmarks/bench_contracts.py`` for what each costs).
+Instances may be decoded objects or raw JSON: ``bytes``, ``str``, or a message's undecoded
+``properties`` as ``msgspec.Raw`` (the empty Raw of an absent object means ``{}``).
+jsonschema-rs validates Python objects only, so raw JSON is decoded here with orjson first
+(see ``benchmarks/bench_contracts.py`` for what each costs).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def pointer(path: Iterable[str | int]) -> str:
 
 def validate(contract: Contract, instance: Any) -> tuple[Violation, ...]:
     """``OK`` (empty) or the violations of one event's object (decoded, or raw JSON bytes/str)."""
+    if isinstance(instance, msgspec.Raw):
+        # A message's undecoded object; the empty Raw stands for an absent one (no properties).
+        instance = memoryview(instance) if len(instance) else b"{}"
     if isinstance(instance, bytes | bytearray | memoryview | str):
         try:
             instance = orjson.loads(instance)
