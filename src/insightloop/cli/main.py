@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from insightloop.cli.context import CliState, config_errors_exit, fail, state
+from insightloop.cli.contracts import contracts_app
 from insightloop.cli.output import OutputFormat
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(contracts_app, name="contracts")
 
 
 @app.callback()
