@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import structlog
 from pyiceberg.catalog import Catalog
@@ -52,13 +53,22 @@ from insightloop.processor.stage import DerivedStage
 
 _log = structlog.get_logger(__name__)
 
-#: Pause when raw had nothing new (acceptance → visibility latency is ~1 raw batch + this).
+#: Pause when raw had nothing new, growing while it stays so (each look reloads raw's
+#: metadata): acceptance → visibility latency is about one raw batch plus this.
 POLL_SECONDS = 0.05
+POLL_MAX_SECONDS = 0.2
 #: The namespaces stage 2 writes, and so compacts and maintains.
 STAGE2_NAMESPACES = ("cleaned", "quarantine")
 #: A turn applies at most this many micro-batches of rows, so that a long backlog still
 #: leaves room for compaction and snapshot expiry between turns.
 BATCHES_PER_TURN = 10
+
+
+@runtime_checkable
+class Reloadable(Protocol):
+    """A stage that caches table handles, and can be told to reload them."""
+
+    def reload(self) -> None: ...
 
 
 class Cleaner:
@@ -93,6 +103,7 @@ class Cleaner:
         self._table: Table | None = None
         self._cursor = RawCursor()
         self._turns_since_compaction = 0
+        self._compacting = False
         self._last_compaction = clock()
         self._last_maintenance: float | None = None
         self._phase = "start"
@@ -145,12 +156,15 @@ class Cleaner:
         due = self._turns_since_compaction >= self._compact_every or (
             idle and self._clock() - self._last_compaction >= COMPACT_IDLE_SECONDS
         )
-        if not due:
+        if not due and not self._compacting:
             return
         self._phase = "compaction"
         self._turns_since_compaction = 0
         self._last_compaction = self._clock()
-        self.compactor.compact_all()
+        # One table per turn: the stage's commits wait for one table's rewrite, not all of them.
+        self._compacting = bool(self.compactor.compact_all(max_tables=1))
+        if self._compacting:
+            self._reload_stage()
 
     def maintain_if_due(self) -> None:
         """Expire old snapshots of this process's tables now and then (and on the first call)."""
@@ -161,12 +175,18 @@ class Cleaner:
         self._last_maintenance = self._clock()
         for done in maintain(self.catalog, self.retention, namespaces=self._namespaces):
             self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
+        self._reload_stage()
+
+    def _reload_stage(self) -> None:
+        if isinstance(self.stage, Reloadable):
+            self.stage.reload()
 
     def run(self, stop: threading.Event) -> None:
         """Loop until ``stop`` is set: the window in hand is applied before returning.
 
         Transient failures are retried with back-off; others are raised."""
         backoff = Backoff(first=0.1, cap=10.0)
+        poll = POLL_SECONDS
         _log.info("cleaner resuming", table=self._raw_name, watermark=self.stage.watermark())
         while not stop.is_set():
             try:
@@ -193,7 +213,10 @@ class Cleaner:
                 continue
             backoff.reset()
             if applied == 0:
-                stop.wait(POLL_SECONDS)
+                stop.wait(poll)
+                poll = min(poll * 2, POLL_MAX_SECONDS)
+            else:
+                poll = POLL_SECONDS
         _log.info("cleaner stopped", watermark=self.stage.watermark())
 
 

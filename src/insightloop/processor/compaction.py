@@ -98,16 +98,22 @@ class Compactor:
         """The tables of the lake's namespaces."""
         return lake_tables(self._catalog, self._namespaces)
 
-    def compact_all(self) -> list[Compacted]:
-        """Compact every table that changed since it was last looked at."""
+    def compact_all(self, max_tables: int | None = None) -> list[Compacted]:
+        """Compact every table that changed since it was last looked at; with ``max_tables``,
+        stop after rewriting that many tables (the next call goes on with the others)."""
         done: list[Compacted] = []
+        rewritten = 0
         for identifier in self.tables():
+            if max_tables is not None and rewritten >= max_tables:
+                break
             table = self._catalog.load_table(identifier)
             snapshot = table.metadata.current_snapshot()
             snapshot_id = snapshot.snapshot_id if snapshot is not None else None
             if identifier in self._checked and self._checked[identifier] == snapshot_id:
                 continue
-            done.extend(self.compact(table))
+            compacted = self.compact(table)
+            done.extend(compacted)
+            rewritten += bool(compacted)
             after = table.metadata.current_snapshot()
             self._checked[identifier] = after.snapshot_id if after is not None else None
         return done

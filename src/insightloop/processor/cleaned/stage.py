@@ -82,6 +82,11 @@ class CleanedStage:
     def watermark(self) -> int:
         return self._seen.marker
 
+    def reload(self) -> None:
+        """Reload the tables on next use: another writer in this process (compaction,
+        snapshot expiry) committed to them, and a stale handle's commit would fail and retry."""
+        self._tables.forget()
+
     def apply(self, raw: pa.Table, messages: Sequence[Message | None] | None = None) -> None:
         try:
             self._apply(raw, messages)
