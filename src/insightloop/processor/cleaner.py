@@ -32,7 +32,7 @@ from pyiceberg.table import Table
 
 from insightloop.config import Config
 from insightloop.errors import ConfigError
-from insightloop.lake.catalog import lake_root, open_catalog
+from insightloop.lake.catalog import lake_root
 from insightloop.lake.maintenance import SnapshotRetention, maintain
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
@@ -47,6 +47,7 @@ from insightloop.processor.runner import (
     MAINTAIN_EVERY_SECONDS,
     cleaned_stage,
     exclusive,
+    open_catalog_retrying,
     stop_on_signals,
 )
 from insightloop.processor.stage import DerivedStage
@@ -263,5 +264,6 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
     refuse_inline(config)
     lock = lake_root(config) / CLEANER_LOCK
     with exclusive(lock, f"another cleaner holds {lock}: only one may run per lake"):
-        catalog = open_catalog(config)
-        build_cleaner(config, catalog).run(stop)
+        catalog = open_catalog_retrying(config, stop)
+        if catalog is not None:
+            build_cleaner(config, catalog).run(stop)

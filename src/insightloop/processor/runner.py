@@ -319,10 +319,28 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
     with exclusive(lock, f"another processor holds {lock}: only one may run per lake"), _stage2_lock(config):
         log = open_log(config)
         try:
-            catalog = open_catalog(config)
-            build_processor(config, log, catalog).run(stop)
+            catalog = open_catalog_retrying(config, stop)
+            if catalog is not None:
+                build_processor(config, log, catalog).run(stop)
         finally:
             log.close()
+
+
+def open_catalog_retrying(config: Config, stop: threading.Event) -> Catalog | None:
+    """``open_catalog``, retried with back-off while it fails transiently (processes starting
+    together race to create the SQLite catalog's tables and namespaces); None if ``stop`` is set
+    first."""
+    backoff = Backoff(first=0.1, cap=5.0)
+    while not stop.is_set():
+        try:
+            return open_catalog(config)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            delay = backoff.next_delay()
+            _log.warning("catalog not ready", error=f"{type(exc).__name__}: {exc}", retry_in=round(delay, 2))
+            stop.wait(delay)
+    return None
 
 
 def _stage2_lock(config: Config) -> AbstractContextManager[None]:
