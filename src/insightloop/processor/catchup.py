@@ -49,8 +49,8 @@ class RawCursor:
     def mark(self, table: Table, through_seq: int) -> None:
         """``table``'s current snapshot holds raw through ``through_seq`` and nothing above."""
         snapshot = table.metadata.current_snapshot()
-        if snapshot is None:
-            return
+        if snapshot is None or table.metadata.format_version < 2:
+            return  # no sequence numbers before format v2: always read every manifest
         self.table_uuid = str(table.metadata.table_uuid)
         self.seq = through_seq
         self.manifest_seq = snapshot.sequence_number or 0
@@ -64,7 +64,9 @@ def read_raw(table: Table, after_seq: int, through_seq: int, manifest_floor: int
     if snapshot is None:
         return RAW_ARROW_SCHEMA.empty_table()
     row_filter = parse(f"ingest_seq > {after_seq} and ingest_seq <= {through_seq}")
-    manifests = [m for m in snapshot.manifests(table.io) if (m.sequence_number or 0) > manifest_floor]
+    manifests = snapshot.manifests(table.io)
+    if manifest_floor > 0:
+        manifests = [m for m in manifests if (m.sequence_number or 0) > manifest_floor]
     tasks = ManifestGroupPlanner(metadata, table.io, row_filter).plan_files(manifests)
     rows = ArrowScan(metadata, table.io, metadata.schema(), row_filter).to_table(tasks)
     rows = rows.cast(RAW_ARROW_SCHEMA) if rows.schema != RAW_ARROW_SCHEMA else rows
