@@ -28,8 +28,14 @@ class LoadResult:
     seconds: float
 
 
-def build_template(events_per_batch: int) -> bytes:
-    events = [orjson.loads(e) for e in track_events(events_per_batch, seed=3, id_prefix=PLACEHOLDER.decode())]
+#: Distinct bodies sent in turn, so the lake's compression sees varied data, as in life.
+TEMPLATES = 16
+
+
+def build_template(events_per_batch: int, seed: int = 3) -> bytes:
+    events = [
+        orjson.loads(e) for e in track_events(events_per_batch, seed=seed, id_prefix=PLACEHOLDER.decode())
+    ]
     return orjson.dumps({"batch": events, "sentAt": "2026-11-26T10:00:00.000Z"})
 
 
@@ -43,7 +49,7 @@ def generate(
     first_batch: int = 0,
 ) -> LoadResult:
     """Send for ``seconds``; ``rate`` events/s in total, or as fast as accepted when None."""
-    template = build_template(events_per_batch)
+    templates = [build_template(events_per_batch, seed) for seed in range(TEMPLATES)]
     auth = "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
     headers = {"Authorization": auth, "Content-Type": "application/json"}
     lock = threading.Lock()
@@ -66,7 +72,7 @@ def generate(
             with lock:
                 number = counter[0]
                 counter[0] += 1
-            body = template.replace(PLACEHOLDER, b"%010d" % number)
+            body = templates[number % TEMPLATES].replace(PLACEHOLDER, b"%010d" % number)
             status = 0
             try:
                 conn.request("POST", "/v1/batch", body, headers)

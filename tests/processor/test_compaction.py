@@ -222,3 +222,28 @@ def test_the_processor_compacts_raw_and_stage_tables_as_it_goes(catalog: Catalog
         values = table.scan().to_arrow()["event_id"].to_pylist()
         assert sorted(values) == sorted(ids)
     assert stage.watermark() == p.progress.seq == 13
+
+
+def test_files_with_many_rows_are_not_rewritten_again(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compacted file that is still small in bytes (very compressible rows) but holds many
+    rows is left alone: later rounds merge only the new small files, not the whole partition."""
+    from insightloop.processor import compaction
+
+    monkeypatch.setattr(compaction, "SMALL_FILE_ROWS", 12)  # the 4 files of 5 rows → one of 20
+    table = small_raw_table(catalog, batches=16)
+    Compactor(catalog, min_files=4).compact_all()
+    assert files(table) == 4
+
+    log = MemoryLog()
+    p = Processor(log, catalog, None, BatchLimits(1, 0.01))
+    p.start()
+    offset = committed_progress(table).positions.get("shard-0", -1)
+    for _ in range(offset + 1):
+        log.append("shard-0", [b"already-in-raw"])  # keep MemoryLog offsets in step with raw
+    for i in range(4):
+        log.append("shard-0", [record([track(f"late-{i}-{j}") for j in range(2)], source="ios")])
+        assert p.step() == 1
+    done = Compactor(catalog, min_files=4).compact_all()
+    assert [(c.files_before, c.rows) for c in done] == [(4, 8)], "only the 4 new files, not the 20-row one"

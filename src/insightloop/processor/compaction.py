@@ -62,6 +62,10 @@ _log = structlog.get_logger(__name__)
 #: of several MB (50K events ≈ 8 MB of raw Parquet): rewriting those would write the lake
 #: twice for little gain, so only the files of quiet moments are merged.
 SMALL_FILE_BYTES = 4 << 20
+#: Files of at least this many rows are left alone too, whatever their size: a table whose
+#: rows compress very well would otherwise re-read and rewrite its whole, growing partition
+#: (earlier compactions' output included) on every round.
+SMALL_FILE_ROWS = 100_000
 #: Snapshot property naming the operation, for people reading a table's history.
 COMPACTION_PROPERTY = COMPACTION
 
@@ -141,6 +145,7 @@ class Compactor:
                 data_file.spec_id == spec_id
                 and data_file.content == DataFileContent.DATA
                 and data_file.file_size_in_bytes < self._small
+                and data_file.record_count < SMALL_FILE_ROWS
             ):
                 small[data_file.partition].append(task)
         return [
