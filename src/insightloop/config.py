@@ -67,6 +67,9 @@ class ProcessorConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Where stage 2 (raw → cleaned/quarantine) runs: "separate" (its own process,
     # ``insightloop cleaner``) or "inline" (in the processor's loop, after each raw commit).
     stage2: str = "separate"
+    # Prometheus /metrics of the processor and of the cleaner on collector.host; 0: not served.
+    metrics_port: int = 9464
+    cleaner_metrics_port: int = 9465
 
     @property
     def stage2_inline(self) -> bool:
@@ -166,6 +169,11 @@ def _check(config: Config) -> None:
         ),
         (config.log.kind in {"local"}, f"log.kind {config.log.kind!r} is unknown (expected 'local')"),
         (config.log.shards >= 1, "log.shards must be at least 1"),
+        (0 <= config.processor.metrics_port <= 65535, "processor.metrics_port must be between 0 and 65535"),
+        (
+            0 <= config.processor.cleaner_metrics_port <= 65535,
+            "processor.cleaner_metrics_port must be between 0 and 65535",
+        ),
         (config.processor.max_batch_events >= 1, "processor.max_batch_events must be at least 1"),
         (config.processor.max_batch_seconds > 0, "processor.max_batch_seconds must be positive"),
         (

@@ -247,3 +247,19 @@ def test_files_with_many_rows_are_not_rewritten_again(
         assert p.step() == 1
     done = Compactor(catalog, min_files=4).compact_all()
     assert [(c.files_before, c.rows) for c in done] == [(4, 8)], "only the 4 new files, not the 20-row one"
+
+
+def test_one_rewrite_takes_a_bounded_number_of_rows(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction runs in the ingest loop: a round rewrites at most MAX_REWRITE_ROWS rows of a
+    partition, and the rest is left for later rounds, with every row kept."""
+    from insightloop.processor import compaction
+
+    monkeypatch.setattr(compaction, "MAX_REWRITE_ROWS", 10)  # two files of 5 rows per rewrite
+    table = small_raw_table(catalog, batches=16)  # 4 partitions x 4 files of 5 rows
+    before = contents(table, "origin")
+    done = Compactor(catalog, min_files=4).compact_all()
+    assert sorted((c.files_before, c.rows) for c in done) == [(2, 10)] * 4
+    assert files(table) == 12
+    assert contents(table, "origin").equals(before)

@@ -38,6 +38,7 @@ from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import committed_progress
 from insightloop.processor.retry import Backoff, is_transient
 from insightloop.processor.runner import (
@@ -266,4 +267,6 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
     with exclusive(lock, f"another cleaner holds {lock}: only one may run per lake"):
         catalog = open_catalog_retrying(config, stop)
         if catalog is not None:
-            build_cleaner(config, catalog).run(stop)
+            metrics = ProcessorMetrics()
+            serve_metrics(metrics, config.collector.host, config.processor.cleaner_metrics_port, "cleaner")
+            build_cleaner(config, catalog, metrics).run(stop)

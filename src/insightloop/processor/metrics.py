@@ -1,12 +1,14 @@
 """The stream processor's Prometheus metrics, in a registry of its own.
 
-Exposing them over HTTP is the runtime's business (``prometheus_client.start_http_server``
-or ``generate_latest(metrics.registry)``).
+``serve`` exposes them over HTTP for Prometheus (each process on its own port).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+_log = structlog.get_logger(__name__)
 
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -91,3 +93,17 @@ class ProcessorMetrics:
             ["table"],
             registry=r,
         )
+
+
+def serve(metrics: ProcessorMetrics, host: str, port: int, service: str) -> None:
+    """Serve ``metrics`` at http://host:port/metrics from a daemon thread (port 0: don't).
+
+    A busy port is logged, not fatal: losing the metrics endpoint must not stop the data."""
+    if port == 0:
+        return
+    try:
+        start_http_server(port, addr=host, registry=metrics.registry)
+    except OSError as exc:
+        _log.warning("metrics endpoint not served", service=service, host=host, port=port, error=str(exc))
+        return
+    _log.info("metrics endpoint", service=service, url=f"http://{host}:{port}/metrics")

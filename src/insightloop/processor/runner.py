@@ -47,6 +47,7 @@ from insightloop.processor.commit import append_raw
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.intake import BatchLimits, read_batch
 from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import RawProgress, committed_progress
 from insightloop.processor.raw_rows import RawRows
 from insightloop.processor.retry import Backoff, is_transient
@@ -321,7 +322,9 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
         try:
             catalog = open_catalog_retrying(config, stop)
             if catalog is not None:
-                build_processor(config, log, catalog).run(stop)
+                metrics = ProcessorMetrics()
+                serve_metrics(metrics, config.collector.host, config.processor.metrics_port, "processor")
+                build_processor(config, log, catalog, metrics).run(stop)
         finally:
             log.close()
 
