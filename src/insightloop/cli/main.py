@@ -123,7 +123,7 @@ def demo(
     duration: Annotated[
         float | None, typer.Option(help="Seconds of traffic; until Ctrl-C when not given.", min=1)
     ] = None,
-    rate: Annotated[float, typer.Option(help="Events per second to send.", min=1)] = 300.0,
+    rate: Annotated[float, typer.Option(help="Events per second to send.", min=1)] = 2000.0,
     seed: Annotated[int, typer.Option(help="Seed of the traffic generator.")] = 7,
 ) -> None:
     """Run the pipeline with realistic Segment traffic, then show what landed where and how fast."""
