@@ -21,9 +21,12 @@ from typing import Any
 
 import msgspec
 
+from insightloop.contracts.policy import ContractsPolicy, Mode, NoContract, Rule
 from insightloop.errors import ConfigError
 
 ENV_PREFIX = "INSIGHTLOOP__"
+#: The message types that can have contracts (``insightloop.contracts.registry.KINDS``).
+CONTRACT_KINDS = ("track", "identify", "group", "page", "screen")
 #: Values of ``processor.stage2``.
 STAGE2_MODES = ("separate", "inline")
 
@@ -91,6 +94,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     processor: ProcessorConfig = msgspec.field(default_factory=ProcessorConfig)
     lake: LakeConfig = msgspec.field(default_factory=LakeConfig)
+    #: ``[contracts]``: where the contracts are and what stage 2 does with events that break
+    #: them (``contracts.dir`` is made absolute against the current directory at load).
+    contracts: ContractsPolicy = msgspec.field(default_factory=ContractsPolicy)
 
     def path(self, *parts: str) -> Path:
         """A path under the data directory."""
@@ -156,7 +162,21 @@ def load_config(path: Path | str | None = None, environ: Mapping[str, str] | Non
     except msgspec.ValidationError as exc:
         raise ConfigError(f"bad config: {exc}".replace("`$.", "`")) from exc
     _check(config)
-    return msgspec.structs.replace(config, data_dir=str(Path(config.data_dir).expanduser().absolute()))
+    contracts = msgspec.structs.replace(
+        config.contracts, dir=str(Path(config.contracts.dir).expanduser().absolute())
+    )
+    return msgspec.structs.replace(
+        config, data_dir=str(Path(config.data_dir).expanduser().absolute()), contracts=contracts
+    )
+
+
+def contracts_enabled(policy: ContractsPolicy) -> bool:
+    """Whether any event can be validated (or quarantined for want of a contract): the
+    contracts folder is then needed."""
+    rules: list[ContractsPolicy | Rule] = [policy, *policy.sources.values(), *policy.contracts.values()]
+    return any(rule.mode not in (None, Mode.OFF) for rule in rules) or any(
+        rule.no_contract == NoContract.QUARANTINE for rule in rules
+    )
 
 
 def _check(config: Config) -> None:
@@ -190,6 +210,15 @@ def _check(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    if not config.contracts.dir:
+        raise ConfigError('contracts.dir is empty (give a folder, or set contracts.mode = "off")')
+    for key in config.contracts.contracts:
+        kind, _, rest = key.partition("/")
+        if kind not in CONTRACT_KINDS or not rest or "/" in rest:
+            raise ConfigError(
+                f"contracts.contracts.{key!r} is not '<kind>/<name>'"
+                f" (kind one of {', '.join(CONTRACT_KINDS)})"
+            )
     seen: dict[str, str] = {}
     for name, source in config.collector.sources.items():
         if not source.write_keys:

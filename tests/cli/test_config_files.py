@@ -25,10 +25,14 @@ def keys_of(struct: type[msgspec.Struct], prefix: str = "") -> set[str]:
     return out
 
 
+#: Keys whose values are maps (name → settings): one key each, however many entries.
+MAPS = {"collector.sources", "contracts.sources", "contracts.contracts"}
+
+
 def flat(data: dict[str, Any], prefix: str = "") -> set[str]:
     out: set[str] = set()
     for key, value in data.items():
-        if isinstance(value, dict) and key != "sources":
+        if isinstance(value, dict) and prefix + key not in MAPS:
             out |= flat(value, f"{prefix}{key}.")
         else:
             out.add(prefix + key)

@@ -56,7 +56,7 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
     try:
         url = collector_url(config)
         wait_until(lambda: healthy(url), "the collector")
-        event = {"type": "track", "event": "Report Created", "userId": "u1", "messageId": "up-test-1"}
+        event = {"type": "track", "event": "Up Tested", "userId": "u1", "messageId": "up-test-1"}
         sender = Sender(url)
         outcome = sender.send("demo-web-write-key", gzip.compress(orjson.dumps({"batch": [event]})))
         sender.close()

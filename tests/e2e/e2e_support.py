@@ -17,9 +17,13 @@ from insightloop.testing import Services
 WRITE_KEY = "demo-web-write-key"
 
 
+NO_CONTRACTS = {"INSIGHTLOOP__CONTRACTS__MODE": "off"}
+
+
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
-    svc = Services(tmp_path / "data")
+    # These tests send events of any shape: the repository's contracts are off.
+    svc = Services(tmp_path / "data", extra_env=NO_CONTRACTS)
     try:
         yield svc
     finally:
@@ -28,7 +32,7 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 @pytest.fixture
 def config(services: Services) -> Config:
-    return load_config(environ={"INSIGHTLOOP_DATA_DIR": str(services.data_dir)})
+    return load_config(environ={"INSIGHTLOOP_DATA_DIR": str(services.data_dir), **NO_CONTRACTS})
 
 
 def read_table(config: Config, identifier: str) -> pa.Table | None:

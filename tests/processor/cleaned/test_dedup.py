@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cleaned_support import lake, raw_rows, rows, track
+from cleaned_support import NO_CONTRACTS, lake, raw_rows, rows, track
 from pyiceberg.catalog import Catalog
 
 from insightloop.config import load_config
@@ -51,7 +51,7 @@ def test_dedup_survives_a_restart(tmp_path: Path) -> None:
     config, catalog = lake(tmp_path)
     CleanedStage(catalog, config).apply(*raw_rows([track("m1", "Clicked")], seq=1))
 
-    config = load_config(environ={"INSIGHTLOOP_DATA_DIR": str(tmp_path)})
+    config = load_config(environ={"INSIGHTLOOP_DATA_DIR": str(tmp_path), **NO_CONTRACTS})
     restarted = CleanedStage(open_catalog(config), config)
     assert restarted.watermark() == 1
     restarted.apply(*raw_rows([track("m1", "Clicked"), track("m2", "Clicked")], seq=2))

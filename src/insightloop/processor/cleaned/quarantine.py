@@ -2,7 +2,9 @@
 
 Two sources: rows the collector rejected (raw ``rejection``: its kind, field and reason),
 and rows that fail here: an unknown message type, a payload that does not decode, or a
-``context``/``properties``/``traits`` that is not a JSON object. Each row keeps the exact
+``context``/``properties``/``traits`` that is not a JSON object, or an event that breaks its
+contract (``contract`` and ``violations`` say which and how; null on rows of other kinds,
+and on rows written before these columns were added in place). Each row keeps the exact
 payload bytes, so it can be replayed once a producer or a rule is fixed.
 
 Quarantined rows are not deduplicated (every bad copy is evidence) and do not count as seen:
@@ -27,6 +29,10 @@ class Failure:
     kind: str
     field: str | None
     reason: str
+    #: The contract tried (``track/report_created/1-0-1``), for contract failures.
+    contract: str | None = None
+    #: Every violation, as JSON text: ``[{"pointer", "keyword", "message"}, …]``.
+    violations: str | None = None
 
 
 def rejection_failure(index: int, rejection: str | None) -> Failure:
@@ -62,6 +68,8 @@ def quarantine_rows(raw: pa.Table, failures: list[Failure], quarantined_at_us: i
         "origin": picked.column("origin"),
         "ingest_seq": picked.column("ingest_seq"),
         "quarantined_at": pa.repeat(pa.scalar(quarantined_at_us, ARROW_TIME), len(failures)),
+        "contract": pa.array([f.contract for f in failures], pa.string()),
+        "violations": pa.array([f.violations for f in failures], pa.string()),
     }
     arrays = [columns[name].cast(arrow_type_of(t)) for name, t, _ in QUARANTINE_SPEC.columns]
     return pa.Table.from_arrays(arrays, names=list(columns))

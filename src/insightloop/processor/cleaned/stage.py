@@ -6,6 +6,8 @@ One ``apply`` per raw batch:
 2. rows that cannot become cleaned rows go to quarantine (``quarantine``);
 3. dedup: the first copy of each (source, message id) in raw order is kept, later copies
    (in the batch, or within ``dedup_window_days`` of the first) are dropped (``dedup``);
+   the kept messages are checked against their contracts (``contracts``): under ``enforce``
+   an invalid one goes to quarantine instead, and its id is not recorded as seen;
 4. each table's rows are built (``rows``, ``users``) and committed, one commit per table,
    each recording the batch's highest ``ingest_seq``; rows at or below what a table already
    recorded are left out of it (a replay after a crash between two tables' commits);
@@ -16,6 +18,9 @@ dedup set is exactly as it was before those rows, every decision comes out the s
 each table adds just the rows it lacks. A table that got no rows in a batch never holds
 the watermark back, because the watermark is the stage's own marker, not a minimum over
 tables. After a failed ``apply`` (an exception), cached table state is dropped and reloaded.
+The contracts are loaded once, when the stage is made: a replay decides as the first run
+did as long as the contracts folder is unchanged; after a change, replayed rows are judged
+by the new contracts.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ import structlog
 from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
+from insightloop.processor.cleaned.coltypes import Kind
 from insightloop.processor.cleaned.commits import Tables
+from insightloop.processor.cleaned.contracts import Contracts
 from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_keys, read_marker
 from insightloop.processor.cleaned.quarantine import Failure, quarantine_rows, rejection_failure
+from insightloop.processor.cleaned.reconcile import Column
 from insightloop.processor.cleaned.rows import Prepared, build, prepare
 from insightloop.processor.cleaned.tables import ARROW_TIME, BY_TYPE, IDENTIFIES, QUARANTINE_SPEC, USERS
 from insightloop.processor.cleaned.users import build_users
@@ -54,6 +62,11 @@ class ApplyStats:
     kept: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    #: Events quarantined for their contract (a violation under ``enforce``, or none at all).
+    contract_quarantined: int = 0
+    #: Invalid events loaded anyway under ``warn``.
+    contract_warnings: int = 0
+    contract_seconds: float = 0.0
     tables: int = 0
     dropped_values: int = 0
     build_seconds: float = 0.0
@@ -76,6 +89,7 @@ class CleanedStage:
     def __init__(self, catalog: Catalog, config: Config, *, clock: Callable[[], int] | None = None) -> None:
         self._tables = Tables(catalog)
         self._seen = SeenIds(state_directory(config), config.processor.dedup_window_days)
+        self._contracts = Contracts.load(config)
         self._clock = clock or (lambda: time.time_ns() // 1000)
         self.stats = ApplyStats()
 
@@ -126,6 +140,11 @@ class CleanedStage:
                 message = decoded[i]
                 assert message is not None  # _classify decoded every good row
                 kept_messages.append(message)
+            if self._contracts.active:
+                kept, kept_keys, kept_messages = self._check_contracts(
+                    raw, kept, kept_keys, kept_messages, failures
+                )
+        if kept:
             prepared = prepare(raw, kept, kept_messages, now)
             for position, field in prepared.bad.items():
                 index = prepared.order[position]
@@ -143,6 +162,41 @@ class CleanedStage:
 
         self._seen.record(_seen_by_day(raw, kept, kept_keys, bad), top)
         stats.build_seconds = time.perf_counter() - started - stats.commit_seconds
+
+    def _check_contracts(
+        self,
+        raw: pa.Table,
+        kept: list[int],
+        keys: list[int],
+        messages: list[Message],
+        failures: list[Failure],
+    ) -> tuple[list[int], list[int], list[Message]]:
+        """The kept rows that pass their contracts; the others are added to ``failures``."""
+        checking = time.perf_counter()
+        all_sources = raw.column("source")
+        if all_sources.null_count == 0 and pc.count_distinct(all_sources).as_py() == 1:
+            sources: list[str] = [all_sources[0].as_py()] * len(kept)
+        else:
+            every = all_sources.to_pylist()
+            sources = [every[i] or "" for i in kept]
+        checked = self._contracts.check(sources, messages)
+        stats = self.stats
+        stats.contract_warnings = sum(checked.warned.values())
+        if checked.warned:
+            _log.warning("events loaded despite their contracts (warn)", by_contract=checked.warned)
+        if checked.quarantined:
+            stats.contract_quarantined = len(checked.quarantined)
+            out = {verdict.position for verdict in checked.quarantined}
+            for v in checked.quarantined:
+                failures.append(
+                    Failure(kept[v.position], v.kind, v.field, v.reason, v.contract, v.violations)
+                )
+            kept_positions = [p for p in range(len(kept)) if p not in out]
+            kept = [kept[p] for p in kept_positions]
+            keys = [keys[p] for p in kept_positions]
+            messages = [messages[p] for p in kept_positions]
+        stats.contract_seconds = time.perf_counter() - checking
+        return kept, keys, messages
 
     def _write_tables(self, prepared: Prepared, top: int, now: int) -> None:
         stats = self.stats
@@ -177,7 +231,13 @@ class CleanedStage:
         if not failures:
             return
         committing = time.perf_counter()
-        self._tables.write(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), (), top)
+        known = self._tables.kinds(QUARANTINE_SPEC)
+        new_columns = [
+            Column(name, Kind.STRING, pa.array([], pa.string()), doc)
+            for name, _, doc in QUARANTINE_SPEC.columns
+            if name not in known
+        ]
+        self._tables.write(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), new_columns, top)
         self.stats.commit_seconds += time.perf_counter() - committing
         self.stats.tables += 1
 

@@ -138,6 +138,9 @@ QUARANTINE_SPEC = TableSpec(
         ("origin", STRING, "where in the log it came from"),
         ("ingest_seq", LongType(), "the raw commit that holds it"),
         ("quarantined_at", TIME, "when this row was written (processing time)"),
+        # Added in place to older tables (their rows read null): string columns only.
+        ("contract", STRING, "the contract tried (kind/name/version), for contract failures"),
+        ("violations", STRING, "every violation, JSON: [{pointer, keyword, message}]"),
     ),
     partition_by="received_at",
     has_context=False,

@@ -1,0 +1,176 @@
+"""Stage 2's contract check: each kept message's properties/traits against its contract.
+
+``Contracts.load(config)`` loads the registry once, when the stage starts (a missing
+contracts folder is a ``ConfigError`` then, unless every mode is ``off``). ``check`` takes
+the kept messages of one batch and returns, beside each message's position, the failures
+that send it to quarantine (``contract_violation`` under ``enforce``, ``no_contract`` when
+the policy quarantines events without one) and how many invalid events ``warn`` let through.
+
+Exactly once: a decision depends only on the message, its source and the registry, so a
+replay of the same raw rows in the same process (or a restarted one with the same contracts)
+decides the same. Changing the contracts folder (or ``[contracts]``) changes the decisions of
+rows replayed after the change: rows already committed stay as they were.
+
+Cost: lookups are cached per (source, type, name, pin); properties are decoded once with
+orjson and validated per contract with ``validate_batch`` (one ``is_valid`` call per valid
+event). ``context`` is decoded only when its bytes mention ``schema_version``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from insightloop.config import Config, contracts_enabled
+from insightloop.contracts import Contract, ContractError, Mode, NoContract, Registry, validate_batch
+from insightloop.contracts.registry import KINDS, PIN_FIELD, contract_name
+from insightloop.errors import ConfigError
+from insightloop.segment.message import Message
+
+CONTRACT_VIOLATION = "contract_violation"
+NO_CONTRACT = "no_contract"
+_PIN = PIN_FIELD.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Why the kept message at ``position`` goes to quarantine."""
+
+    position: int
+    kind: str
+    field: str | None
+    reason: str
+    contract: str | None
+    violations: str | None
+
+
+@dataclass(slots=True)
+class Checked:
+    """What ``check`` found in one batch."""
+
+    quarantined: list[Verdict] = field(default_factory=list)
+    #: Invalid events loaded anyway (``warn``), by contract key.
+    warned: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What to do with messages of one (source, type, name, pin)."""
+
+    mode: Mode
+    no_contract: NoContract
+    contract: Contract | None
+
+
+class Contracts:
+    """The registry and the policy, loaded once per process."""
+
+    def __init__(self, registry: Registry | None, config: Config) -> None:
+        self._registry = registry
+        self._policy = config.contracts
+        self._plans: dict[tuple[str, str, str | None, str | None], _Plan] = {}
+
+    @classmethod
+    def load(cls, config: Config) -> Contracts:
+        """The contracts of ``config.contracts.dir``; ``ConfigError`` if they cannot be loaded."""
+        policy = config.contracts
+        if not contracts_enabled(policy):
+            return cls(None, config)
+        try:
+            registry = Registry.load(policy.dir)
+        except ContractError as exc:
+            raise ConfigError(
+                f'contracts.dir: {exc} (create it, point contracts.dir at one, or set contracts.mode = "off")'
+            ) from exc
+        return cls(registry, config)
+
+    @property
+    def active(self) -> bool:
+        return self._registry is not None
+
+    def check(self, sources: Sequence[str], messages: Sequence[Message]) -> Checked:
+        """Verdicts for ``messages`` (``sources[i]`` is the source of ``messages[i]``)."""
+        checked = Checked()
+        if self._registry is None:
+            return checked
+        pending: dict[str, tuple[Contract, list[int], list[object], list[Mode]]] = {}
+        for position, (source, message) in enumerate(zip(sources, messages, strict=True)):
+            kind = message.type or ""
+            if kind not in KINDS:
+                continue
+            plan = self._plan(source, message)
+            if plan.mode == Mode.OFF:
+                continue
+            contract = plan.contract
+            if contract is None:
+                if plan.no_contract == NoContract.QUARANTINE:
+                    name = contract_name(kind, _name(message))
+                    reason = f"no contract for {kind}/{name}"
+                    checked.quarantined.append(Verdict(position, NO_CONTRACT, None, reason, None, None))
+                continue
+            entry = pending.get(contract.key)
+            if entry is None:
+                entry = pending[contract.key] = (contract, [], [], [])
+            entry[1].append(position)
+            entry[2].append(_instance(message))
+            entry[3].append(plan.mode)
+        for key, (contract, positions, instances, modes) in pending.items():
+            results = validate_batch(contract, instances)
+            for position, mode, violations in zip(positions, modes, results, strict=True):
+                if not violations:
+                    continue
+                if mode == Mode.WARN:
+                    checked.warned[key] = checked.warned.get(key, 0) + 1
+                    continue
+                detail = orjson.dumps(
+                    [{"pointer": v.pointer, "keyword": v.keyword, "message": v.message} for v in violations]
+                ).decode()
+                what = "traits" if contract.kind in ("identify", "group") else "properties"
+                reason = f"{len(violations)} violation(s) of {key}: {violations[0]}"
+                checked.quarantined.append(Verdict(position, CONTRACT_VIOLATION, what, reason, key, detail))
+        checked.quarantined.sort(key=lambda verdict: verdict.position)
+        return checked
+
+    def _plan(self, source: str, message: Message) -> _Plan:
+        kind = message.type or ""
+        name = _name(message)
+        pin = _pin(message)
+        cache_key = (source, kind, name, pin)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            assert self._registry is not None
+            contract_key = contract_name(kind, name)
+            decision = self._policy.decide(source, kind, contract_key)
+            contract = self._registry.lookup(kind, contract_key, pin) if decision.mode != Mode.OFF else None
+            plan = self._plans[cache_key] = _Plan(decision.mode, decision.no_contract, contract)
+        return plan
+
+
+def _name(message: Message) -> str | None:
+    return message.event if message.type == "track" else message.name
+
+
+def _pin(message: Message) -> str | None:
+    context = message.context
+    if not len(context) or _PIN not in bytes(context):
+        return None
+    try:
+        decoded = orjson.loads(bytes(context))
+    except orjson.JSONDecodeError:
+        return None
+    pin = decoded.get(PIN_FIELD) if isinstance(decoded, dict) else None
+    return pin if isinstance(pin, str) and pin else None
+
+
+def _instance(message: Message) -> object:
+    """The object a message's contract describes, decoded (raw bytes when it does not decode:
+    ``validate`` then reports it)."""
+    raw = message.traits if message.type in ("identify", "group") else message.properties
+    if not len(raw):
+        return {}
+    try:
+        return orjson.loads(bytes(raw))
+    except orjson.JSONDecodeError:
+        return bytes(raw)
