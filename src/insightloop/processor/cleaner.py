@@ -33,19 +33,17 @@ from pyiceberg.table import Table
 from insightloop.config import Config
 from insightloop.errors import ConfigError
 from insightloop.lake.catalog import lake_root
-from insightloop.lake.maintenance import SnapshotRetention, maintain
+from insightloop.lake.maintenance import SnapshotRetention
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
 from insightloop.processor.compaction import Compactor
+from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
 from insightloop.processor.metrics import ProcessorMetrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import committed_progress
-from insightloop.processor.retry import Backoff, is_transient
+from insightloop.processor.retry import run_turns
 from insightloop.processor.runner import (
     CLEANER_LOCK,
-    COMPACT_EVERY_BATCHES,
-    COMPACT_IDLE_SECONDS,
-    MAINTAIN_EVERY_SECONDS,
     cleaned_stage,
     exclusive,
     open_catalog_retrying,
@@ -94,21 +92,32 @@ class Cleaner:
         self.catalog = catalog
         self.stage = stage
         self.max_batch_events = max_batch_events
-        self.compactor = compactor
-        self.retention = retention
         self.metrics = metrics or ProcessorMetrics()
+        # One table per compaction: the stage's commits wait for one table's rewrite, not all of them.
+        self.housekeeping = Housekeeping(
+            catalog,
+            compactor,
+            retention,
+            namespaces,
+            self.metrics,
+            compact_every=compact_every,
+            maintain_every=maintain_every,
+            max_tables=1,
+            clock=clock,
+        )
         self._raw_name = raw_table
-        self._namespaces = namespaces
-        self._compact_every = compact_every
-        self._maintain_every = maintain_every
         self._clock = clock
         self._table: Table | None = None
         self._cursor = RawCursor()
-        self._turns_since_compaction = 0
-        self._compacting = False
-        self._last_compaction = clock()
-        self._last_maintenance: float | None = None
         self._phase = "start"
+
+    @property
+    def compactor(self) -> Compactor | None:
+        return self.housekeeping.compactor
+
+    @property
+    def retention(self) -> SnapshotRetention | None:
+        return self.housekeeping.retention
 
     def _raw(self) -> Table | None:
         """The raw table at its newest commit (None while stage 1 has not created it)."""
@@ -148,35 +157,24 @@ class Cleaner:
         m.stage_watermark.set(self.stage.watermark())
         m.batches.inc()
         m.raw_rows.inc(applied)
-        self._turns_since_compaction += 1
+        self.housekeeping.turn_done()
         return applied
 
     def compact_if_due(self, idle: bool) -> None:
-        """Compact this process's tables every few turns, or now and then while idle."""
-        if self.compactor is None:
-            return
-        due = self._turns_since_compaction >= self._compact_every or (
-            idle and self._clock() - self._last_compaction >= COMPACT_IDLE_SECONDS
-        )
-        if not due and not self._compacting:
+        """Compact this process's tables every few turns, or now and then while idle; one
+        table per turn, until none is left to rewrite."""
+        if not self.housekeeping.compaction_due(idle):
             return
         self._phase = "compaction"
-        self._turns_since_compaction = 0
-        self._last_compaction = self._clock()
-        # One table per turn: the stage's commits wait for one table's rewrite, not all of them.
-        self._compacting = bool(self.compactor.compact_all(max_tables=1))
-        if self._compacting:
+        if self.housekeeping.compact():
             self._reload_stage()
 
     def maintain_if_due(self) -> None:
         """Expire old snapshots of this process's tables now and then (and on the first call)."""
-        last = self._last_maintenance
-        if self.retention is None or (last is not None and self._clock() - last < self._maintain_every):
+        if not self.housekeeping.maintenance_due():
             return
         self._phase = "maintenance"
-        self._last_maintenance = self._clock()
-        for done in maintain(self.catalog, self.retention, namespaces=self._namespaces):
-            self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
+        self.housekeeping.expire_snapshots()
         self._reload_stage()
 
     def _reload_stage(self) -> None:
@@ -187,39 +185,29 @@ class Cleaner:
         """Loop until ``stop`` is set: the window in hand is applied before returning.
 
         Transient failures are retried with back-off; others are raised."""
-        backoff = Backoff(first=0.1, cap=10.0)
-        poll = POLL_SECONDS
         _log.info("cleaner resuming", table=self._raw_name, watermark=self.stage.watermark())
-        while not stop.is_set():
-            try:
-                applied = self.step(stop)
-                self.compact_if_due(idle=applied == 0)
-                self.maintain_if_due()
-            except Exception as exc:
-                where = self._phase
-                if not is_transient(exc):
-                    self.metrics.errors.labels(where, "terminal").inc()
-                    _log.error("cleaner failed", where=where, error=str(exc), exc_info=True)
-                    raise
-                self.metrics.errors.labels(where, "transient").inc()
-                delay = backoff.next_delay()
-                _log.warning(
-                    "cleaner retrying after a transient failure",
-                    where=where,
-                    error=f"{type(exc).__name__}: {exc}",
-                    attempt=backoff.failures,
-                    retry_in=round(delay, 2),
-                )
-                self._table = None  # resume as after a restart: raw reloaded, stage from its watermark
-                stop.wait(delay)
-                continue
-            backoff.reset()
-            if applied == 0:
-                stop.wait(poll)
-                poll = min(poll * 2, POLL_MAX_SECONDS)
-            else:
-                poll = POLL_SECONDS
+        run_turns(
+            "cleaner",
+            self._turn,
+            stop,
+            log=_log,
+            metrics=self.metrics,
+            phase=lambda: self._phase,
+            restart=self._restart,
+            idle=POLL_SECONDS,
+            idle_max=POLL_MAX_SECONDS,
+        )
         _log.info("cleaner stopped", watermark=self.stage.watermark())
+
+    def _turn(self, stop: threading.Event) -> int:
+        applied = self.step(stop)
+        self.compact_if_due(idle=applied == 0)
+        self.maintain_if_due()
+        return applied
+
+    def _restart(self) -> None:
+        """Resume as after a restart: raw reloaded, the stage from its watermark."""
+        self._table = None
 
 
 def refuse_inline(config: Config) -> None:

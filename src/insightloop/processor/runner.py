@@ -39,18 +39,19 @@ from pyiceberg.table import Table
 from insightloop.config import Config
 from insightloop.errors import TerminalError
 from insightloop.lake.catalog import NAMESPACES, lake_root, open_catalog
-from insightloop.lake.maintenance import SnapshotRetention, maintain
+from insightloop.lake.maintenance import SnapshotRetention
 from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
 from insightloop.log import Log
 from insightloop.processor.catchup import catch_up
 from insightloop.processor.commit import append_raw
 from insightloop.processor.compaction import Compactor
+from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
 from insightloop.processor.intake import BatchLimits, read_batch
 from insightloop.processor.metrics import ProcessorMetrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import RawProgress, committed_progress
 from insightloop.processor.raw_rows import RawRows
-from insightloop.processor.retry import Backoff, is_transient
+from insightloop.processor.retry import Backoff, is_transient, run_turns
 from insightloop.processor.stage import DerivedStage
 from insightloop.segment.message import Message
 
@@ -60,11 +61,6 @@ _log = structlog.get_logger(__name__)
 CONSUMER = "processor"
 #: Pause when the log had nothing new.
 IDLE_SECONDS = 0.05
-#: Look for small files to compact after this many batches, or this long when idle.
-COMPACT_EVERY_BATCHES = 20
-COMPACT_IDLE_SECONDS = 60.0
-#: Expire old snapshots this often (and once at start-up).
-MAINTAIN_EVERY_SECONDS = 30.0
 
 
 class Processor:
@@ -90,21 +86,31 @@ class Processor:
         self.catalog = catalog
         self.stage = stage
         self.limits = limits
-        self.compactor = compactor
-        self.retention = retention
         self.metrics = metrics or ProcessorMetrics()
+        self.housekeeping = Housekeeping(
+            catalog,
+            compactor,
+            retention,
+            namespaces,
+            self.metrics,
+            compact_every=compact_every,
+            maintain_every=maintain_every,
+            clock=clock,
+        )
         self._raw_name = raw_table
-        self._namespaces = namespaces
-        self._compact_every = compact_every
-        self._maintain_every = maintain_every
         self._clock = clock
         self._table: Table | None = None
         self._progress = RawProgress({}, 0)
         self._stage_behind = True
-        self._batches_since_compaction = 0
-        self._last_compaction = clock()
-        self._last_maintenance: float | None = None
         self._phase = "start"
+
+    @property
+    def compactor(self) -> Compactor | None:
+        return self.housekeeping.compactor
+
+    @property
+    def retention(self) -> SnapshotRetention | None:
+        return self.housekeeping.retention
 
     @property
     def progress(self) -> RawProgress:
@@ -158,7 +164,7 @@ class Processor:
         self._derive(data, rows.messages)
         self._phase = "checkpoint"
         self._checkpoint(rows)
-        self._batches_since_compaction += 1
+        self.housekeeping.turn_done()
         return rows.records
 
     def _commit(self, rows: RawRows) -> pa.Table:
@@ -205,29 +211,19 @@ class Processor:
 
     def compact_if_due(self, idle: bool) -> None:
         """Compact small files every few batches, or now and then while idle."""
-        if self.compactor is None:
-            return
-        due = self._batches_since_compaction >= self._compact_every or (
-            idle and self._clock() - self._last_compaction >= COMPACT_IDLE_SECONDS
-        )
-        if not due:
+        if not self.housekeeping.compaction_due(idle):
             return
         self._phase = "compaction"
-        self._batches_since_compaction = 0
-        self._last_compaction = self._clock()
-        self.compactor.compact_all()
+        self.housekeeping.compact()
         if self._table is not None:
             self._table.refresh()
 
     def maintain_if_due(self) -> None:
         """Expire old snapshots of this process's tables now and then (and on the first call)."""
-        last = self._last_maintenance
-        if self.retention is None or (last is not None and self._clock() - last < self._maintain_every):
+        if not self.housekeeping.maintenance_due():
             return
         self._phase = "maintenance"
-        self._last_maintenance = self._clock()
-        for done in maintain(self.catalog, self.retention, namespaces=self._namespaces):
-            self.metrics.snapshots_expired.labels(done.table).inc(done.expired)
+        self.housekeeping.expire_snapshots()
         if self._table is not None:
             self._table.refresh()
 
@@ -235,35 +231,28 @@ class Processor:
         """Loop until ``stop`` is set: the batch in hand is committed before returning.
 
         Transient failures are retried with back-off; others are raised."""
-        backoff = Backoff(first=0.1, cap=10.0)
-        while not stop.is_set():
-            try:
-                committed = self.step(stop)
-                self.compact_if_due(idle=committed == 0)
-                self.maintain_if_due()
-            except Exception as exc:
-                where = self._phase
-                if not is_transient(exc):
-                    self.metrics.errors.labels(where, "terminal").inc()
-                    _log.error("processor failed", where=where, error=str(exc), exc_info=True)
-                    raise
-                self.metrics.errors.labels(where, "transient").inc()
-                delay = backoff.next_delay()
-                _log.warning(
-                    "processor retrying after a transient failure",
-                    where=where,
-                    error=f"{type(exc).__name__}: {exc}",
-                    attempt=backoff.failures,
-                    retry_in=round(delay, 2),
-                )
-                # Resume as after a restart: progress from raw, stage 2 caught up from raw.
-                self._table = None
-                stop.wait(delay)
-                continue
-            backoff.reset()
-            if committed == 0:
-                stop.wait(IDLE_SECONDS)
+        run_turns(
+            "processor",
+            self._turn,
+            stop,
+            log=_log,
+            metrics=self.metrics,
+            phase=lambda: self._phase,
+            restart=self._restart,
+            idle=IDLE_SECONDS,
+            idle_max=IDLE_SECONDS,
+        )
         _log.info("processor stopped", seq=self._progress.seq, positions=self._progress.positions)
+
+    def _turn(self, stop: threading.Event) -> int:
+        committed = self.step(stop)
+        self.compact_if_due(idle=committed == 0)
+        self.maintain_if_due()
+        return committed
+
+    def _restart(self) -> None:
+        """Resume as after a restart: progress from raw, stage 2 caught up from raw."""
+        self._table = None
 
 
 #: The namespaces stage 1 writes (and so compacts and maintains) when stage 2 runs elsewhere.
