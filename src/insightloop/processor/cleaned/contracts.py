@@ -11,9 +11,11 @@ replay of the same raw rows in the same process (or a restarted one with the sam
 decides the same. Changing the contracts folder (or ``[contracts]``) changes the decisions of
 rows replayed after the change: rows already committed stay as they were.
 
-Cost: lookups are cached per (source, type, name, pin); properties are decoded once with
-orjson and validated per contract with ``validate_batch`` (one ``is_valid`` call per valid
-event). ``context`` is decoded only when its bytes mention ``schema_version``.
+Cost: lookups are cached per (source, type, name, pin); properties are decoded with orjson
+and checked with one ``is_valid`` call per valid event (the fast path of ``validate_batch``,
+event by event so each decoded object is freed at once); only an invalid event pays for
+``validate``'s violations. ``context`` is decoded only when its bytes mention
+``schema_version``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from insightloop.config import Config, contracts_enabled
-from insightloop.contracts import Contract, ContractError, Mode, NoContract, Registry, validate_batch
+from insightloop.contracts import Contract, ContractError, Mode, NoContract, Registry, validate
 from insightloop.contracts.registry import KINDS, PIN_FIELD, contract_name
 from insightloop.errors import ConfigError
 from insightloop.segment.message import Message
@@ -95,7 +97,6 @@ class Contracts:
         checked = Checked()
         if self._registry is None:
             return checked
-        pending: dict[str, tuple[Contract, list[int], list[object], list[Mode]]] = {}
         for position, (source, message) in enumerate(zip(sources, messages, strict=True)):
             kind = message.type or ""
             if kind not in KINDS:
@@ -110,26 +111,27 @@ class Contracts:
                     reason = f"no contract for {kind}/{name}"
                     checked.quarantined.append(Verdict(position, NO_CONTRACT, None, reason, None, None))
                 continue
-            entry = pending.get(contract.key)
-            if entry is None:
-                entry = pending[contract.key] = (contract, [], [], [])
-            entry[1].append(position)
-            entry[2].append(_instance(message))
-            entry[3].append(plan.mode)
-        for key, (contract, positions, instances, modes) in pending.items():
-            results = validate_batch(contract, instances)
-            for position, mode, violations in zip(positions, modes, results, strict=True):
-                if not violations:
+            # Decoded and checked one at a time: the decoded object is freed at once (holding a
+            # batch of them made the cyclic GC rescan them all, doubling the cost).
+            instance = _instance(message)
+            try:
+                if type(instance) is dict and contract.validator.is_valid(instance):
                     continue
-                if mode == Mode.WARN:
-                    checked.warned[key] = checked.warned.get(key, 0) + 1
-                    continue
-                detail = orjson.dumps(
-                    [{"pointer": v.pointer, "keyword": v.keyword, "message": v.message} for v in violations]
-                ).decode()
-                what = "traits" if contract.kind in ("identify", "group") else "properties"
-                reason = f"{len(violations)} violation(s) of {key}: {violations[0]}"
-                checked.quarantined.append(Verdict(position, CONTRACT_VIOLATION, what, reason, key, detail))
+            except (ValueError, TypeError):
+                pass
+            violations = validate(contract, instance)
+            if not violations:
+                continue
+            key = contract.key
+            if plan.mode == Mode.WARN:
+                checked.warned[key] = checked.warned.get(key, 0) + 1
+                continue
+            detail = orjson.dumps(
+                [{"pointer": v.pointer, "keyword": v.keyword, "message": v.message} for v in violations]
+            ).decode()
+            what = "traits" if contract.kind in ("identify", "group") else "properties"
+            reason = f"{len(violations)} violation(s) of {key}: {violations[0]}"
+            checked.quarantined.append(Verdict(position, CONTRACT_VIOLATION, what, reason, key, detail))
         checked.quarantined.sort(key=lambda verdict: verdict.position)
         return checked
 
