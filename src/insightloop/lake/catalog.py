@@ -10,6 +10,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NamespaceAlreadyExistsError
 from pyiceberg.typedef import Identifier
+from sqlalchemy.exc import IntegrityError
 
 from insightloop.config import Config
 
@@ -33,8 +34,9 @@ def open_catalog(config: Config) -> Catalog:
     existing = {ns[0] for ns in catalog.list_namespaces()}
     for namespace in NAMESPACES:
         if namespace not in existing:
-            # Another process may create it between our list and create.
-            with contextlib.suppress(NamespaceAlreadyExistsError):
+            # Another process may create it between our list and create (pyiceberg reports
+            # that race as the SQL store's IntegrityError rather than its own error).
+            with contextlib.suppress(NamespaceAlreadyExistsError, IntegrityError):
                 catalog.create_namespace(namespace)
     return catalog
 
