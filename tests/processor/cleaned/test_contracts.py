@@ -166,6 +166,17 @@ def test_a_corrected_retry_with_the_same_message_id_lands(tmp_path: Path) -> Non
     assert set(quarantined(catalog)) == {"m1"}
 
 
+def test_an_invalid_copy_does_not_hide_a_valid_copy_later_in_the_batch(tmp_path: Path) -> None:
+    config, catalog = lake(tmp_path)
+    stage = CleanedStage(catalog, config)
+    stage.apply(*raw_rows([report("m1", rows=-1), report("m1", report_id="r1")], seq=1))
+    assert [(row["id"], row["report_id"]) for row in rows(catalog, "cleaned.report_created")] == [
+        ("m1", "r1")
+    ]
+    assert [row["origin"] for row in rows(catalog, "quarantine.sdk_events", "origin")] == ["log:0:1:0"]
+    assert stage.stats.duplicates == 0
+
+
 def test_the_quarantine_table_gains_the_contract_columns_in_place(tmp_path: Path) -> None:
     config, catalog = lake(tmp_path, mode="off")
     stage = CleanedStage(catalog, config)

@@ -6,8 +6,10 @@ One ``apply`` per raw batch:
 2. rows that cannot become cleaned rows go to quarantine (``quarantine``);
 3. dedup: the first copy of each (source, message id) in raw order is kept, later copies
    (in the batch, or within ``dedup_window_days`` of the first) are dropped (``dedup``);
-   the kept messages are checked against their contracts (``contracts``): under ``enforce``
-   an invalid one goes to quarantine instead, and its id is not recorded as seen;
+   before that, messages are checked against their contracts (``contracts``): under
+   ``enforce`` an invalid one goes to quarantine instead, takes no part in dedup (a valid
+   copy of its id, later in the batch or in a later batch, is loaded) and is not recorded
+   as seen;
 4. each table's rows are built (``rows``, ``users``) and committed, one commit per table,
    each recording the batch's highest ``ingest_seq``; rows at or below what a table already
    recorded are left out of it (a replay after a crash between two tables' commits);
@@ -126,6 +128,8 @@ class CleanedStage:
         now = self._clock()
 
         failures, good, decoded = _classify(raw, messages)
+        if good and self._contracts.active:
+            good = self._check_contracts(raw, good, decoded, failures)
         keys = id_keys(raw.column("source"), raw.column("event_id"), good)
         fresh = self._seen.fresh(keys)
         kept = [i for i, new in zip(good, fresh, strict=True) if new]
@@ -140,11 +144,6 @@ class CleanedStage:
                 message = decoded[i]
                 assert message is not None  # _classify decoded every good row
                 kept_messages.append(message)
-            if self._contracts.active:
-                kept, kept_keys, kept_messages = self._check_contracts(
-                    raw, kept, kept_keys, kept_messages, failures
-                )
-        if kept:
             prepared = prepare(raw, kept, kept_messages, now)
             for position, field in prepared.bad.items():
                 index = prepared.order[position]
@@ -164,39 +163,38 @@ class CleanedStage:
         stats.build_seconds = time.perf_counter() - started - stats.commit_seconds
 
     def _check_contracts(
-        self,
-        raw: pa.Table,
-        kept: list[int],
-        keys: list[int],
-        messages: list[Message],
-        failures: list[Failure],
-    ) -> tuple[list[int], list[int], list[Message]]:
-        """The kept rows that pass their contracts; the others are added to ``failures``."""
+        self, raw: pa.Table, good: list[int], decoded: list[Message | None], failures: list[Failure]
+    ) -> list[int]:
+        """The rows of ``good`` that pass their contracts; the others are added to ``failures``.
+
+        Before dedup: an invalid copy never hides a valid copy of the same message id that
+        follows it in the batch, and it is never recorded as seen."""
         checking = time.perf_counter()
         all_sources = raw.column("source")
         if all_sources.null_count == 0 and pc.count_distinct(all_sources).as_py() == 1:
-            sources: list[str] = [all_sources[0].as_py()] * len(kept)
+            sources: list[str] = [all_sources[0].as_py()] * len(good)
         else:
             every = all_sources.to_pylist()
-            sources = [every[i] or "" for i in kept]
+            sources = [every[i] or "" for i in good]
+        messages: list[Message] = []
+        for i in good:
+            message = decoded[i]
+            assert message is not None  # _classify decoded every good row
+            messages.append(message)
         checked = self._contracts.check(sources, messages)
         stats = self.stats
+        stats.contract_seconds = time.perf_counter() - checking
         stats.contract_warnings = sum(checked.warned.values())
         if checked.warned:
             _log.warning("events loaded despite their contracts (warn)", by_contract=checked.warned)
-        if checked.quarantined:
-            stats.contract_quarantined = len(checked.quarantined)
-            out = {verdict.position for verdict in checked.quarantined}
-            for v in checked.quarantined:
-                failures.append(
-                    Failure(kept[v.position], v.kind, v.field, v.reason, v.contract, v.violations)
-                )
-            kept_positions = [p for p in range(len(kept)) if p not in out]
-            kept = [kept[p] for p in kept_positions]
-            keys = [keys[p] for p in kept_positions]
-            messages = [messages[p] for p in kept_positions]
-        stats.contract_seconds = time.perf_counter() - checking
-        return kept, keys, messages
+        if not checked.quarantined:
+            return good
+        stats.contract_quarantined = len(checked.quarantined)
+        out = set()
+        for v in checked.quarantined:
+            out.add(v.position)
+            failures.append(Failure(good[v.position], v.kind, v.field, v.reason, v.contract, v.violations))
+        return [index for position, index in enumerate(good) if position not in out]
 
     def _write_tables(self, prepared: Prepared, top: int, now: int) -> None:
         stats = self.stats
