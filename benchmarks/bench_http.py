@@ -118,7 +118,8 @@ def _step(
 def run(seconds: float = 20.0) -> dict[str, float]:
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="insightloop-bench-") as tmp:
-        services = Services(Path(tmp) / "data")
+        # The bench's synthetic events have no contracts (bench_cleaned measures validation).
+        services = Services(Path(tmp) / "data", extra_env={"INSIGHTLOOP__CONTRACTS__MODE": "off"})
         config = load_config(environ={"INSIGHTLOOP_DATA_DIR": str(services.data_dir)})
         services.start_pipeline()
         try:

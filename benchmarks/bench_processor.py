@@ -50,7 +50,8 @@ def _log(events: list[bytes]) -> MemoryLog:
 
 
 def _config(root: Path) -> Config:
-    return load_config(environ={"INSIGHTLOOP_DATA_DIR": str(root)})
+    # The bench's synthetic events have no contracts (bench_cleaned measures validation).
+    return load_config(environ={"INSIGHTLOOP_DATA_DIR": str(root), "INSIGHTLOOP__CONTRACTS__MODE": "off"})
 
 
 def bench_build(events: list[bytes], limits: BatchLimits) -> float:
