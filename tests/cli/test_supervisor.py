@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,7 +131,11 @@ children = [
     ChildSpec("polite", [sys.executable, "-c", polite]),
     ChildSpec("stubborn", [sys.executable, "-c", stubborn]),
 ]
-sink = lambda name, line: print(f"{name} | {line}", flush=True)
+def sink(name, line):
+    # One write per line: print() writes text and newline separately, and the two children's
+    # reader threads could interleave them on one line.
+    sys.stdout.write(f"{name} | {line}\\n")
+    sys.stdout.flush()
 sys.exit(supervise(children, sink, Policy(stop_grace=1.0, poll_interval=0.02)))
 """
 
@@ -156,8 +161,7 @@ def test_sigterm_stops_every_child_then_exits_0(tmp_path: Path) -> None:
     try:
         for line in process.stdout:
             output.append(line)
-            if "| ready " in line:
-                pids.append(int(line.rsplit(" ", 1)[1]))
+            pids.extend(int(pid) for pid in re.findall(r"\| ready (\d+)", line))
             if len(pids) == 2:
                 break
         process.send_signal(signal.SIGTERM)
