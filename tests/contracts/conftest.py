@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,22 @@ def write_contract() -> WriteContract:
         return path
 
     return write
+
+
+def git(repo: Path, *args: str) -> None:
+    """Run git in ``repo`` with a throwaway identity (tests build small repositories)."""
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import WriteContract
+from conftest import WriteContract, git
 
 from insightloop.contracts.check import check_contracts
 from insightloop.contracts.errors import ContractError, GitError
@@ -14,24 +13,6 @@ PROPS = {
     "report_id": {"type": "string"},
     "rows": {"type": "integer", "minimum": 0},
 }
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            *args,
-        ],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
 import typer
-from conftest import WriteContract
+from conftest import WriteContract, git
 from typer.testing import CliRunner
 
 from insightloop.cli.contracts import contracts_app
@@ -14,24 +13,6 @@ from insightloop.cli.contracts import contracts_app
 app = typer.Typer()
 app.add_typer(contracts_app, name="contracts")
 runner = CliRunner()
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "commit.gpgsign=false",
-            *args,
-        ],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture
