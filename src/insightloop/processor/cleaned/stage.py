@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -73,6 +73,8 @@ class ApplyStats:
     dropped_values: int = 0
     build_seconds: float = 0.0
     commit_seconds: float = 0.0
+    #: Rows written to quarantine by (source, kind, contract or ""), for metrics.
+    quarantine_counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
 
 def state_directory(config: Config) -> Path:
@@ -94,6 +96,8 @@ class CleanedStage:
         self._contracts = Contracts.load(config)
         self._clock = clock or (lambda: time.time_ns() // 1000)
         self.stats = ApplyStats()
+        #: Called with the stats after each ``apply`` that wrote (metrics hook in here).
+        self.observers: list[Callable[[ApplyStats], None]] = []
 
     def watermark(self) -> int:
         return self._seen.marker
@@ -161,6 +165,8 @@ class CleanedStage:
 
         self._seen.record(_seen_by_day(raw, kept, kept_keys, bad), top)
         stats.build_seconds = time.perf_counter() - started - stats.commit_seconds
+        for observe in self.observers:
+            observe(stats)
 
     def _check_contracts(
         self, raw: pa.Table, good: list[int], decoded: list[Message | None], failures: list[Failure]
@@ -236,6 +242,11 @@ class CleanedStage:
             if name not in known
         ]
         self._tables.write(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), new_columns, top)
+        sources = raw.column("source").to_pylist()
+        counts = self.stats.quarantine_counts
+        for failure in failures:
+            key = (sources[failure.index] or "", failure.kind, failure.contract or "")
+            counts[key] = counts.get(key, 0) + 1
         self.stats.commit_seconds += time.perf_counter() - committing
         self.stats.tables += 1
 
