@@ -50,7 +50,7 @@ class ChangeSource(msgspec.Struct, frozen=True):
     lsn: int
     #: Commit time of the transaction (for ``r``: when the snapshot began), ms since epoch.
     ts_ms: int
-    txId: int | None = None  # noqa: N815 - Debezium's field name
+    txId: int | None = None  # Debezium's field name
     #: "true" for snapshot rows, "last" for the last one, "false" for streamed changes.
     snapshot: str = "false"
     version: str = "insightloop-cdc/1"
@@ -83,17 +83,41 @@ class CapturedChange(msgspec.Struct, array_like=True, frozen=True):
     payload: bytes
 
 
+class SnapshotDone(msgspec.Struct, array_like=True, frozen=True):
+    """A table's snapshot is complete: every row it holds was sent as an ``r`` change with
+    ``lsn`` (the slot's consistent point). A current-state row of ``table`` whose last
+    change is older than ``lsn`` was not in the source then (deleted while the slot was
+    missing, say) and is deleted downstream."""
+
+    #: ``<schema>.<table>``
+    table: str
+    lsn: int
+    rows: int
+
+
 class ChangeBatch(msgspec.Struct, array_like=True, frozen=True):
+    """One log record. ``snapshot_done`` marks apply after this batch's ``changes``."""
+
     version: int
     source: str
     read_at_us: int
     changes: list[CapturedChange]
+    snapshot_done: list[SnapshotDone] = msgspec.field(default_factory=list)
 
 
 def change_event_id(lsn: int, table: str, key: dict[str, Any] | None) -> str:
-    """A stable id for one change: the same (LSN, table, primary key) always gives the same id."""
+    """A stable id for one streamed change: the same (LSN, table, primary key) always gives
+    the same id, so a change redelivered by the slot deduplicates."""
     digest = hashlib.blake2b(orjson.dumps([lsn, table, key], option=orjson.OPT_SORT_KEYS), digest_size=16)
     return digest.hexdigest()
+
+
+def snapshot_event_id(table: str, key: dict[str, Any] | None, row: dict[str, Any]) -> str:
+    """The id of a snapshot read (``r``): from the row's content, not the LSN, so a snapshot
+    repeated after a crash or a recreated slot gives the same id for an unchanged row (no
+    duplicate history rows) and a new id for a row that changed meanwhile."""
+    body = orjson.dumps(["r", table, key, row], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
 
 
 def encode_event(event: ChangeEvent) -> bytes:
