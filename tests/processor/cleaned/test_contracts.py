@@ -210,3 +210,56 @@ def test_bad_contracts_settings_name_the_key(tmp_path: Path) -> None:
         load_config(environ={"INSIGHTLOOP__CONTRACTS__NO_CONTRACT": "drop"})
     with pytest.raises(ConfigError, match=r"contracts\.contracts"):
         load_config(environ={"INSIGHTLOOP__CONTRACTS__CONTRACTS": '{"report_created" = {mode = "warn"}}'})
+
+
+REPORT_V2 = {
+    "type": "object",
+    "properties": {"report_id": {"type": "string"}, "rows": {"type": "integer"}, "owner": {"type": "string"}},
+    "required": ["report_id", "owner"],
+    "additionalProperties": False,
+}
+
+
+def test_a_new_model_lands_in_its_own_table_and_the_old_shape_keeps_its_table(tmp_path: Path) -> None:
+    folder = tmp_path / "contracts"
+    write_contract(folder, "track", "report_created", "1-0-0", REPORT)
+    write_contract(folder, "track", "report_created", "2-0-0", REPORT_V2)
+    config, catalog = lake(tmp_path)
+    stage = CleanedStage(catalog, config)
+    pinned_old = report("pinned", report_id="r3", owner="x")
+    pinned_old["context"] = {"schema_version": "1"}
+    stage.apply(
+        *raw_rows(
+            [
+                report("v2", report_id="r1", owner="ann"),  # valid under 2-0-0: the new table
+                report("v1", report_id="r2", rows=4),  # old producers' shape: 1-0-0, the old table
+                pinned_old,  # pins MODEL 1 and breaks it (owner is not allowed there)
+                report("neither", rows=-1),
+            ],
+            seq=1,
+        )
+    )
+    assert [(row["id"], row["owner"]) for row in rows(catalog, "cleaned.report_created_v2")] == [
+        ("v2", "ann")
+    ]
+    assert [row["id"] for row in rows(catalog, "cleaned.report_created")] == ["v1"]
+    tracks = {row["id"]: row["event"] for row in rows(catalog, "cleaned.tracks")}
+    assert tracks == {"v1": "report_created", "v2": "report_created_v2"}
+    out = quarantined(catalog)
+    assert (out["pinned"]["contract"], out["neither"]["contract"]) == (
+        "track/report_created/1-0-0",
+        "track/report_created/2-0-0",  # an unpinned event is reported against the latest
+    )
+    # The old table was not touched by the new MODEL: its columns are still 1-0-0's.
+    assert "owner" not in catalog.load_table("cleaned.report_created").schema().column_names
+
+
+def test_warn_flags_the_loaded_row_with_its_violation(tmp_path: Path) -> None:
+    config, catalog = lake(tmp_path, mode="warn")
+    CleanedStage(catalog, config).apply(
+        *raw_rows([report("ok", report_id="r1"), report("bad", rows=-1)], seq=1)
+    )
+    flagged = {row["id"]: row["_contract_warning"] for row in rows(catalog, "cleaned.report_created")}
+    assert flagged["ok"] is None
+    assert flagged["bad"].startswith("track/report_created/1-0-0: ")
+    assert "report_id" in flagged["bad"]

@@ -4,7 +4,17 @@
 contracts folder is a ``ConfigError`` then, unless every mode is ``off``). ``check`` takes
 the kept messages of one batch and returns, beside each message's position, the failures
 that send it to quarantine (``contract_violation`` under ``enforce``, ``no_contract`` when
-the policy quarantines events without one) and how many invalid events ``warn`` let through.
+the policy quarantines events without one) and how many invalid events ``warn`` let through
+(and, per position, its violations: the row's ``_contract_warning`` column).
+
+MODEL versions: a breaking change gets a new MODEL (``invite_sent`` ``2-0-0``), and a track
+event valid under MODEL 2 or higher lands in a table of its own (``cleaned.invite_sent_v2``;
+``models`` says which), the old one kept. An event that pins a version is checked against
+that version alone. One that pins none is checked against the latest version; if it breaks
+it, against the latest version of each older MODEL, newest first, and it lands in the table
+of the first MODEL it satisfies: producers still sending the old shape keep loading into the
+old table during a migration. Its violations, when it satisfies none, are those of the
+latest version.
 
 Exactly once: a decision depends only on the message, its source and the registry, so a
 replay of the same raw rows in the same process (or a restarted one with the same contracts)
@@ -55,6 +65,11 @@ class Checked:
     quarantined: list[Verdict] = field(default_factory=list)
     #: Invalid events loaded anyway (``warn``), by contract key.
     warned: dict[str, int] = field(default_factory=dict)
+    #: Per position of an event loaded despite its contract (``warn``): its violations.
+    warnings: dict[int, str] = field(default_factory=dict)
+    #: Per position of a valid track event whose contract's MODEL is above 1: that MODEL
+    #: (the event lands in ``<event>_v<MODEL>``, a table of its own).
+    models: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +79,9 @@ class _Plan:
     mode: Mode
     no_contract: NoContract
     contract: Contract | None
+    #: For an event that pins no version: the latest version of each older MODEL, newest
+    #: first, tried when the event breaks the latest contract.
+    older: tuple[Contract, ...] = ()
 
 
 class Contracts:
@@ -114,17 +132,22 @@ class Contracts:
             # Decoded and checked one at a time: the decoded object is freed at once (holding a
             # batch of them made the cyclic GC rescan them all, doubling the cost).
             instance = _instance(message)
-            try:
-                if type(instance) is dict and contract.validator.is_valid(instance):
-                    continue
-            except (ValueError, TypeError):
-                pass
+            passed = _passes(contract, instance)
+            if passed is None:
+                passed = next((older for older in plan.older if _passes(older, instance)), None)
+            if passed is not None:
+                if passed.version.model > 1 and kind == "track":
+                    checked.models[position] = passed.version.model
+                continue
             violations = validate(contract, instance)
             if not violations:
                 continue
             key = contract.key
             if plan.mode == Mode.WARN:
                 checked.warned[key] = checked.warned.get(key, 0) + 1
+                checked.warnings[position] = f"{key}: " + "; ".join(map(str, violations))
+                if contract.version.model > 1 and kind == "track":
+                    checked.models[position] = contract.version.model
                 continue
             detail = orjson.dumps(
                 [{"pointer": v.pointer, "keyword": v.keyword, "message": v.message} for v in violations]
@@ -146,8 +169,25 @@ class Contracts:
             contract_key = contract_name(kind, name)
             decision = self._policy.decide(source, kind, contract_key)
             contract = self._registry.lookup(kind, contract_key, pin) if decision.mode != Mode.OFF else None
-            plan = self._plans[cache_key] = _Plan(decision.mode, decision.no_contract, contract)
+            older: tuple[Contract, ...] = ()
+            if contract is not None and pin is None:
+                latest_of_model: dict[int, Contract] = {}
+                for version in self._registry.versions(kind, contract_key):
+                    if version.version.model < contract.version.model:
+                        latest_of_model[version.version.model] = version
+                older = tuple(latest_of_model[model] for model in sorted(latest_of_model, reverse=True))
+            plan = self._plans[cache_key] = _Plan(decision.mode, decision.no_contract, contract, older)
         return plan
+
+
+def _passes(contract: Contract, instance: object) -> Contract | None:
+    """``contract`` when ``instance`` is valid under it, else None."""
+    try:
+        if type(instance) is dict and contract.validator.is_valid(instance):
+            return contract
+    except (ValueError, TypeError):
+        pass
+    return None
 
 
 def _name(message: Message) -> str | None:

@@ -75,6 +75,9 @@ class Prepared:
     event_tables: pa.Array
     #: Per position, the event name as sent (raw ``schema_name``; tracks only).
     event_texts: pa.Array
+    #: Per position, the contract violation of an event loaded under ``warn`` (else null);
+    #: None when no event of the batch has one.
+    warnings: pa.Array | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +89,13 @@ class Built:
 
 
 _event_names: dict[str, str] = {}
+#: Separates an event name from its contract MODEL in a table key. (An event name that
+#: itself ends in this character and digits, and has no contract, would be taken for a MODEL
+#: suffix: it would only change which table it lands in.)
+_MODEL = "\x1e"
+#: The column of an event loaded despite its contract (``warn``): the contract and its violations.
+#: A leading ``_`` never comes out of ``snake_case``, so no property can take this name.
+WARNING_COLUMN = "_contract_warning"
 
 
 def event_table(event: str) -> str:
@@ -97,9 +107,19 @@ def event_table(event: str) -> str:
     return name
 
 
-def prepare(raw: pa.Table, kept: list[int], messages: Sequence[Message], loaded_at_us: int) -> Prepared:
+def prepare(
+    raw: pa.Table,
+    kept: list[int],
+    messages: Sequence[Message],
+    loaded_at_us: int,
+    *,
+    models: Sequence[int] | None = None,
+    warnings: Sequence[str | None] | None = None,
+) -> Prepared:
     """The ``kept`` rows of ``raw`` (all of known message types) with their decoded
-    ``messages`` (aligned with ``kept``)."""
+    ``messages`` (aligned with ``kept``), and optionally, aligned with ``kept`` too, each
+    event's contract MODEL (a track event of MODEL 2 or more goes to ``<event>_v<MODEL>``)
+    and its ``warn`` violation."""
     picked = None if len(kept) == raw.num_rows else pa.array(kept, pa.int64())
 
     def column(name: str) -> pa.Array:
@@ -108,7 +128,12 @@ def prepare(raw: pa.Table, kept: list[int], messages: Sequence[Message], loaded_
 
     streams = column("stream")
     events = pc.fill_null(column("schema_name"), "")
-    keys = pc.if_else(pc.equal(streams, "track"), pc.binary_join_element_wise("t\x1f", events, ""), streams)
+    if models is not None and any(model > 1 for model in models):
+        suffixes = pa.array([f"{_MODEL}{model}" if model > 1 else "" for model in models], pa.string())
+        tracked_keys = pc.binary_join_element_wise("t\x1f", events, suffixes, "")
+    else:
+        tracked_keys = pc.binary_join_element_wise("t\x1f", events, "")
+    keys = pc.if_else(pc.equal(streams, "track"), tracked_keys, streams)
     encoded = pc.dictionary_encode(keys)
     uniques: list[str] = encoded.dictionary.to_pylist()
     specs = [_spec_of(key) for key in uniques]
@@ -163,12 +188,17 @@ def prepare(raw: pa.Table, kept: list[int], messages: Sequence[Message], loaded_
         bad=bad,
         event_tables=pa.array(table_names, pa.string()).take(encoded.indices).take(order),
         event_texts=rows.column("schema_name").combine_chunks().cast(pa.string()),
+        warnings=None if warnings is None else pa.array(warnings, pa.string()).take(order),
     )
 
 
 def _spec_of(key: str) -> TableSpec:
     if key.startswith("t\x1f"):
-        return event_spec(event_table(key[2:]))
+        event, marked, model = key[2:].rpartition(_MODEL)
+        if not marked or not model.isdigit():
+            event, model = key[2:], ""
+        table = event_table(event)
+        return event_spec(f"{table}_v{model}" if model else table)
     return BY_TYPE[key]
 
 
@@ -236,6 +266,11 @@ def build(prepared: Prepared, group: Group, after_seq: int, kinds: Mapping[str, 
         for leaf in prepared.common.context
     ]
     named.extend(dynamic_named(group, rows, spec.fixed_names, spec.prefix))
+    if prepared.warnings is not None:
+        values = rows.of_batch(prepared.warnings)
+        named.append(
+            Named(WARNING_COLUMN, "contract violation (loaded under warn)", Leaf((), Kind.STRING, values))
+        )
     reconciled = reconcile(named, kinds)
     data = assemble(spec, columns, reconciled)
     return Built(spec, data, new_columns(reconciled, kinds), reconciled.dropped)

@@ -132,8 +132,10 @@ class CleanedStage:
         now = self._clock()
 
         failures, good, decoded = _classify(raw, messages)
+        models: dict[int, int] = {}
+        warnings: dict[int, str] = {}
         if good and self._contracts.active:
-            good = self._check_contracts(raw, good, decoded, failures)
+            good = self._check_contracts(raw, good, decoded, failures, models, warnings)
         keys = id_keys(raw.column("source"), raw.column("event_id"), good)
         fresh = self._seen.fresh(keys)
         kept = [i for i, new in zip(good, fresh, strict=True) if new]
@@ -148,7 +150,14 @@ class CleanedStage:
                 message = decoded[i]
                 assert message is not None  # _classify decoded every good row
                 kept_messages.append(message)
-            prepared = prepare(raw, kept, kept_messages, now)
+            prepared = prepare(
+                raw,
+                kept,
+                kept_messages,
+                now,
+                models=[models.get(i, 1) for i in kept] if models else None,
+                warnings=[warnings.get(i) for i in kept] if warnings else None,
+            )
             for position, field in prepared.bad.items():
                 index = prepared.order[position]
                 bad.add(index)
@@ -169,9 +178,17 @@ class CleanedStage:
             observe(stats)
 
     def _check_contracts(
-        self, raw: pa.Table, good: list[int], decoded: list[Message | None], failures: list[Failure]
+        self,
+        raw: pa.Table,
+        good: list[int],
+        decoded: list[Message | None],
+        failures: list[Failure],
+        models: dict[int, int],
+        warnings: dict[int, str],
     ) -> list[int]:
         """The rows of ``good`` that pass their contracts; the others are added to ``failures``.
+        Fills ``models`` (row → contract MODEL above 1) and ``warnings`` (row → violation
+        loaded under ``warn``).
 
         Before dedup: an invalid copy never hides a valid copy of the same message id that
         follows it in the batch, and it is never recorded as seen."""
@@ -193,6 +210,8 @@ class CleanedStage:
         stats.contract_warnings = sum(checked.warned.values())
         if checked.warned:
             _log.warning("events loaded despite their contracts (warn)", by_contract=checked.warned)
+        models.update((good[position], model) for position, model in checked.models.items())
+        warnings.update((good[position], warning) for position, warning in checked.warnings.items())
         if not checked.quarantined:
             return good
         stats.contract_quarantined = len(checked.quarantined)
