@@ -14,7 +14,7 @@ transaction instead (the models are frozen, so sharing one copy is safe).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
@@ -53,6 +53,12 @@ class Tables:
         self._tables: dict[str, Table] = {}
         self._seqs: dict[str, int] = {}
         self._kinds: dict[str, dict[str, Kind | None]] = {}
+
+    def property(self, spec: TableSpec, name: str) -> str | None:
+        """A table property (None when the table or the property does not exist)."""
+        if not self.exists(spec):
+            return None
+        return self.table(spec).properties.get(name)
 
     def forget(self) -> None:
         """Drop every cached handle: the next use reloads from the catalog (after a failure,
@@ -114,12 +120,17 @@ class Tables:
         new_columns: Sequence[Column],
         seq: int,
         replace: BooleanExpression | None = None,
+        *,
+        properties: Mapping[str, str] | None = None,
     ) -> None:
         """Add ``new_columns`` and ``data`` (replacing the rows matching ``replace``) in one
-        commit recording ``seq``."""
+        commit recording ``seq`` and, in the same commit, the table ``properties`` given."""
         table = self.table(spec)
+        table_properties = dict(properties or {})
         properties = {RAW_SEQ: str(seq)}
         with _Transaction(table) as transaction:
+            if table_properties:
+                transaction.set_properties(table_properties)
             if new_columns:
                 with transaction.update_schema() as update:
                     for column in new_columns:
