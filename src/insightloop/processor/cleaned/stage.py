@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import BooleanExpression
 
 from insightloop.config import Config
 from insightloop.processor.cleaned.coltypes import Kind
@@ -45,7 +46,14 @@ from insightloop.processor.cleaned.dedup import SeenIds, group_by_day, id_keys, 
 from insightloop.processor.cleaned.quarantine import Failure, quarantine_rows, rejection_failure
 from insightloop.processor.cleaned.reconcile import Column
 from insightloop.processor.cleaned.rows import Prepared, build, prepare
-from insightloop.processor.cleaned.tables import ARROW_TIME, BY_TYPE, IDENTIFIES, QUARANTINE_SPEC, USERS
+from insightloop.processor.cleaned.tables import (
+    ARROW_TIME,
+    BY_TYPE,
+    IDENTIFIES,
+    QUARANTINE_SPEC,
+    USERS,
+    TableSpec,
+)
 from insightloop.processor.cleaned.users import build_users
 from insightloop.segment.message import Message, Problem, decode
 from insightloop.types import FailureKind
@@ -53,6 +61,8 @@ from insightloop.types import FailureKind
 _log = structlog.get_logger(__name__)
 
 REJECTED = "rejected"
+#: Table property: the id of the last quarantine replay the table holds (``replay``).
+REPLAY_PROPERTY = "insightloop.replay.applied"
 _TYPES = pa.array(sorted(BY_TYPE), pa.string())
 
 
@@ -98,6 +108,8 @@ class CleanedStage:
         self.stats = ApplyStats()
         #: Called with the stats after each ``apply`` that wrote (metrics hook in here).
         self.observers: list[Callable[[ApplyStats], None]] = []
+        #: The id of the replay being applied (``replay``), None while streaming.
+        self._replay: str | None = None
 
     def watermark(self) -> int:
         return self._seen.marker
@@ -226,26 +238,53 @@ class CleanedStage:
         tables = self._tables
         for group in prepared.groups.values():
             spec = group.spec
-            built = build(prepared, group, tables.seq(spec), tables.kinds(spec))
+            if self._replayed_already(spec):
+                continue
+            built = build(prepared, group, self._after(spec), tables.kinds(spec))
             if built is None:
                 continue
-            committing = time.perf_counter()
-            tables.write(spec, built.data, built.new_columns, top)
-            stats.commit_seconds += time.perf_counter() - committing
-            stats.tables += 1
+            self._commit(spec, built.data, built.new_columns, top)
             stats.dropped_values += built.dropped
         identifies = prepared.groups.get(IDENTIFIES.identifier)
-        if identifies is not None:
+        if identifies is not None and not self._replayed_already(USERS):
             loaded_at = pa.scalar(now, ARROW_TIME).as_py()
             users = build_users(prepared, identifies, tables, loaded_at)
             if users is not None:
-                committing = time.perf_counter()
-                tables.write(USERS, users.data, users.new_columns, top, replace=users.replace)
-                stats.commit_seconds += time.perf_counter() - committing
-                stats.tables += 1
+                self._commit(USERS, users.data, users.new_columns, top, users.replace)
                 stats.dropped_values += users.dropped
         if stats.dropped_values:
             _log.warning("values with no column left", count=stats.dropped_values)
+
+    def _after(self, spec: TableSpec) -> int:
+        """The raw sequence above which the table lacks rows (0 in a replay: all of them)."""
+        return 0 if self._replay is not None else self._tables.seq(spec)
+
+    def _replayed_already(self, spec: TableSpec) -> bool:
+        """In a replay: whether this table already holds it (a crash after its commit)."""
+        if self._replay is None:
+            return False
+        done = self._tables.property(spec, REPLAY_PROPERTY)
+        return done is not None and done >= self._replay
+
+    def _commit(
+        self,
+        spec: TableSpec,
+        data: pa.Table,
+        new_columns: list[Column],
+        top: int,
+        replace: BooleanExpression | None = None,
+    ) -> None:
+        """One table's commit, recording ``top`` (a replay records the table's sequence
+        unchanged, and its own id)."""
+        committing = time.perf_counter()
+        if self._replay is None:
+            self._tables.write(spec, data, new_columns, top, replace)
+        else:
+            seq = self._tables.seq(spec)
+            properties = {REPLAY_PROPERTY: self._replay}
+            self._tables.write(spec, data, new_columns, seq, replace, properties=properties)
+        self.stats.commit_seconds += time.perf_counter() - committing
+        self.stats.tables += 1
 
     def _write_quarantine(self, raw: pa.Table, failures: list[Failure], top: int, now: int) -> None:
         after = self._tables.seq(QUARANTINE_SPEC)
@@ -253,21 +292,22 @@ class CleanedStage:
         failures = sorted((f for f in failures if seqs[f.index] > after), key=lambda f: f.index)
         if not failures:
             return
-        committing = time.perf_counter()
-        known = self._tables.kinds(QUARANTINE_SPEC)
-        new_columns = [
-            Column(name, Kind.STRING, pa.array([], pa.string()), doc)
-            for name, _, doc in QUARANTINE_SPEC.columns
-            if name not in known
-        ]
-        self._tables.write(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), new_columns, top)
+        self._commit(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), self._quarantine_columns(), top)
         sources = raw.column("source").to_pylist()
         counts = self.stats.quarantine_counts
         for failure in failures:
             key = (sources[failure.index] or "", failure.kind, failure.contract or "")
             counts[key] = counts.get(key, 0) + 1
-        self.stats.commit_seconds += time.perf_counter() - committing
-        self.stats.tables += 1
+
+
+    def _quarantine_columns(self) -> list[Column]:
+        """Columns of ``QUARANTINE_SPEC`` the table lacks (made before they existed)."""
+        known = self._tables.kinds(QUARANTINE_SPEC)
+        return [
+            Column(name, Kind.STRING, pa.array([], pa.string()), doc)
+            for name, _, doc in QUARANTINE_SPEC.columns
+            if name not in known
+        ]
 
 
 def _seen_by_day(raw: pa.Table, kept: list[int], keys: list[int], bad: set[int]) -> dict[int, list[int]]:
