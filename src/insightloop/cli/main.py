@@ -11,6 +11,7 @@ from rich.console import Console
 from insightloop.cli.context import CliState, config_errors_exit, fail, state
 from insightloop.cli.contracts import contracts_app
 from insightloop.cli.output import OutputFormat
+from insightloop.cli.quarantine import quarantine_app
 
 app = typer.Typer(
     name="insightloop",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(quarantine_app, name="quarantine")
 
 
 @app.callback()
