@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import structlog
 from pyiceberg.catalog import Catalog
-from pyiceberg.expressions import BooleanExpression
+from pyiceberg.expressions import BooleanExpression, In
 
 from insightloop.config import Config
 from insightloop.processor.cleaned.coltypes import Kind
@@ -127,7 +127,7 @@ class CleanedStage:
             raise
 
     def _apply(self, raw: pa.Table, messages: Sequence[Message | None] | None) -> None:
-        self.stats = stats = ApplyStats(rows=raw.num_rows)
+        self.stats = ApplyStats(rows=raw.num_rows)
         if raw.num_rows == 0:
             return
         started = time.perf_counter()
@@ -141,8 +141,40 @@ class CleanedStage:
             if messages is not None:
                 messages = [m for m, keep in zip(messages, mask.to_pylist(), strict=True) if keep]
             raw = raw.filter(mask)
-        now = self._clock()
+        self._derive(raw, messages, top, started)
 
+    def replay(self, raw: pa.Table, request: str) -> ApplyStats:
+        """Apply quarantined ``raw`` rows again, under the current contracts (quarantine replay).
+
+        ``raw`` holds raw rows that went to quarantine (any ingest sequence, at or below the
+        watermark; the caller leaves out those the collector rejected). Rows that now pass
+        land in their tables as if new (a copy already loaded meanwhile, by a corrected
+        retry, counts as a duplicate); then, in one commit, every one of them leaves
+        ``quarantine.sdk_events`` and those that still fail come back in with today's reasons.
+        Each commit records ``request`` (sortable ids: one replay after another) as a table
+        property, so a replay re-run after a crash redoes only the tables that lack it, and
+        replaying again (a new request) finds only the rows still in quarantine: never two
+        rows for one event. The watermark does not move."""
+        if raw.num_rows == 0:
+            self.stats = ApplyStats()
+            return self.stats
+        self.stats = ApplyStats(rows=raw.num_rows)
+        self._replay = request
+        try:
+            self._derive(raw, None, self._seen.marker, time.perf_counter())
+        except BaseException:
+            self._tables.forget()
+            raise
+        finally:
+            self._replay = None
+        return self.stats
+
+    def _derive(
+        self, raw: pa.Table, messages: Sequence[Message | None] | None, top: int, started: float
+    ) -> None:
+        """Raw rows (above the watermark, or a replay's) → tables, quarantine and seen ids."""
+        stats = self.stats
+        now = self._clock()
         failures, good, decoded = _classify(raw, messages)
         models: dict[int, int] = {}
         warnings: dict[int, str] = {}
@@ -181,7 +213,9 @@ class CleanedStage:
 
         if prepared is not None:
             self._write_tables(prepared, top, now)
-        if failures:
+        if self._replay is not None:
+            self._requarantine(raw, failures, now)
+        elif failures:
             self._write_quarantine(raw, failures, top, now)
 
         self._seen.record(_seen_by_day(raw, kept, kept_keys, bad), top)
@@ -293,12 +327,26 @@ class CleanedStage:
         if not failures:
             return
         self._commit(QUARANTINE_SPEC, quarantine_rows(raw, failures, now), self._quarantine_columns(), top)
+        self._count_quarantined(raw, failures)
+
+    def _requarantine(self, raw: pa.Table, failures: list[Failure], now: int) -> None:
+        """A replay's last commit: its rows leave quarantine, those still failing come back."""
+        if self._replayed_already(QUARANTINE_SPEC):
+            return
+        failures = sorted(failures, key=lambda f: f.index)
+        replayed = pc.unique(raw.column("origin")).to_pylist()
+        leaving: BooleanExpression = In("origin", replayed)  # type: ignore[call-arg, arg-type]
+        self._commit(
+            QUARANTINE_SPEC, quarantine_rows(raw, failures, now), self._quarantine_columns(), 0, leaving
+        )
+        self._count_quarantined(raw, failures)
+
+    def _count_quarantined(self, raw: pa.Table, failures: list[Failure]) -> None:
         sources = raw.column("source").to_pylist()
         counts = self.stats.quarantine_counts
         for failure in failures:
             key = (sources[failure.index] or "", failure.kind, failure.contract or "")
             counts[key] = counts.get(key, 0) + 1
-
 
     def _quarantine_columns(self) -> list[Column]:
         """Columns of ``QUARANTINE_SPEC`` the table lacks (made before they existed)."""
