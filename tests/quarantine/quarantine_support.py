@@ -15,8 +15,8 @@ from insightloop.collected import encode_batch
 from insightloop.collector.envelope import Refused, parse_batch
 from insightloop.collector.ingest import collect, refused
 from insightloop.config import Config
-from insightloop.processor.cleaned.stage import CleanedStage
 from insightloop.processor.raw_rows import RawRows
+from insightloop.processor.stage import DerivedStage
 from insightloop.segment.message import to_micros
 from insightloop.types import LogPosition, LogRecord
 
@@ -29,7 +29,7 @@ def body(events: Sequence[dict[str, Any]], sent_at: dt.datetime) -> bytes:
 
 
 def ingest(
-    stage: CleanedStage, config: Config, seq: int, raw_body: bytes, source: str, received: dt.datetime
+    stage: DerivedStage, config: Config, seq: int, raw_body: bytes, source: str, received: dt.datetime
 ) -> None:
     """One request body, received at ``received`` from ``source``, through to cleaned and
     quarantine as raw commit ``seq``."""

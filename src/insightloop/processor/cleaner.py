@@ -38,7 +38,7 @@ from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
-from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.metrics import ProcessorMetrics, attach_stage_metrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import committed_progress
 from insightloop.processor.retry import run_turns
@@ -228,6 +228,7 @@ def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | 
             "stage 2 (insightloop.processor.cleaned) is not installed: nothing for a cleaner to do"
         )
     metrics = metrics or ProcessorMetrics()
+    attach_stage_metrics(stage, metrics)
     return Cleaner(
         catalog,
         stage,

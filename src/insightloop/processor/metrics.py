@@ -1,9 +1,15 @@
 """The stream processor's Prometheus metrics, in a registry of its own.
 
 ``serve`` exposes them over HTTP for Prometheus (each process on its own port).
+``observe_stage_stats`` turns stage 2's report of each apply (quarantined rows, contract
+warnings, time spent checking contracts) into metrics; ``attach_stage_metrics`` hooks it into
+a stage that takes observers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -11,6 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 _log = structlog.get_logger(__name__)
 
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_CHECK_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+#: The ``contract`` label of warnings while stage 2 reports only their total per apply.
+ALL_CONTRACTS = "all"
 
 
 class ProcessorMetrics:
@@ -93,6 +102,62 @@ class ProcessorMetrics:
             ["table"],
             registry=r,
         )
+        self.quarantine_rows = Counter(
+            "insightloop_quarantine_rows",
+            "Rows written to quarantine, by source, failure kind and contract ('' when none was tried)",
+            ["source", "kind", "contract"],
+            registry=r,
+        )
+        self.contract_warnings = Counter(
+            "insightloop_contract_warnings",
+            "Events that broke their contract and were loaded anyway (mode warn), by contract",
+            ["contract"],
+            registry=r,
+        )
+        self.contract_check_seconds = Histogram(
+            "insightloop_contract_check_seconds",
+            "Time stage 2 spent checking one batch's events against their contracts",
+            buckets=_CHECK_SECONDS,
+            registry=r,
+        )
+
+
+class StageStats(Protocol):
+    """What stage 2 reports after each apply (``processor.cleaned.stage.ApplyStats``)."""
+
+    @property
+    def quarantine_counts(self) -> dict[tuple[str, str, str], int]: ...
+    @property
+    def contract_warnings(self) -> int: ...
+    @property
+    def contract_seconds(self) -> float: ...
+
+
+@runtime_checkable
+class Observable(Protocol):
+    """A stage that calls its observers with its stats after each apply."""
+
+    observers: list[Callable[[StageStats], None]]
+
+
+def observe_stage_stats(metrics: ProcessorMetrics) -> Callable[[StageStats], None]:
+    """An observer counting one apply's quarantined rows, contract warnings and check time."""
+
+    def observe(stats: StageStats) -> None:
+        for (source, kind, contract), rows in stats.quarantine_counts.items():
+            metrics.quarantine_rows.labels(source, kind, contract).inc(rows)
+        if stats.contract_warnings:
+            metrics.contract_warnings.labels(ALL_CONTRACTS).inc(stats.contract_warnings)
+        if stats.contract_seconds:
+            metrics.contract_check_seconds.observe(stats.contract_seconds)
+
+    return observe
+
+
+def attach_stage_metrics(stage: object, metrics: ProcessorMetrics) -> None:
+    """Count ``stage``'s applies in ``metrics``, when it is a stage that takes observers."""
+    if isinstance(stage, Observable):
+        stage.observers.append(observe_stage_stats(metrics))
 
 
 def serve(metrics: ProcessorMetrics, host: str, port: int, service: str) -> None:
