@@ -1,22 +1,22 @@
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from quarantine_support import CONTRACTS, body, ingest, track
+from quarantine_support import (
+    CONTRACTS,
+    GARBAGE,
+    HALF_AN_HOUR_AGO,
+    THREE_HOURS_AGO,
+    TWO_DAYS_AGO,
+    body,
+    ingest,
+    track,
+)
 
 from insightloop.config import Config, load_config
 from insightloop.lake.catalog import open_catalog
 from insightloop.processor.cleaned.stage import CleanedStage
-
-#: "Now" for these tests: the rows are received relative to it, never to the wall clock.
-NOW = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
-TWO_DAYS_AGO = NOW - dt.timedelta(days=2)
-HALF_AN_HOUR_AGO = NOW - dt.timedelta(minutes=30)
-THREE_HOURS_AGO = NOW - dt.timedelta(hours=3)
-#: Not UTF-8, not JSON: the collector refuses the whole body.
-GARBAGE = b'\xff{"batch": nope'
 
 
 @pytest.fixture

@@ -20,6 +20,14 @@ from insightloop.processor.stage import DerivedStage
 from insightloop.segment.message import to_micros
 from insightloop.types import LogPosition, LogRecord
 
+#: "Now" for these tests: the rows are received relative to it, never to the wall clock.
+NOW = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC)
+TWO_DAYS_AGO = NOW - dt.timedelta(days=2)
+HALF_AN_HOUR_AGO = NOW - dt.timedelta(minutes=30)
+THREE_HOURS_AGO = NOW - dt.timedelta(hours=3)
+#: Not UTF-8, not JSON: the collector refuses the whole body.
+GARBAGE = b'\xff{"batch": nope'
+
 #: The repository's contracts: the ones the demo's traffic is checked against.
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 

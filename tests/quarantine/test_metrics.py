@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import HALF_AN_HOUR_AGO, NOW
-from quarantine_support import body, ingest, track
+from quarantine_support import HALF_AN_HOUR_AGO, NOW, body, ingest, track
 
 from insightloop.config import Config, load_config
 from insightloop.lake.catalog import open_catalog

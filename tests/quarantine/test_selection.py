@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import NOW
 from pyiceberg.expressions import AlwaysTrue
+from quarantine_support import NOW
 
 from insightloop.config import Config
 from insightloop.lake.catalog import open_catalog
