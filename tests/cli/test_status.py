@@ -138,3 +138,14 @@ def test_log_lag_per_shard_from_the_processor_checkpoint(lake: Config) -> None:
     shards = {s["shard"]: s for s in status_json()["log"]}  # type: ignore[attr-defined]
     assert shards[shard]["checkpoint"] == 2
     assert shards[shard]["lag_records"] == 1
+
+
+def test_quarantine_section_when_nothing_is_quarantined(lake: Config) -> None:
+    assert status_json()["quarantine"] == {
+        "last_hour": 0,
+        "last_day": 0,
+        "total": 0,
+        "per_minute": 0.0,
+        "counts": [],
+    }
+    assert "Quarantine: empty" in runner.invoke(app, ["status"]).stdout

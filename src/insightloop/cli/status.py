@@ -22,6 +22,7 @@ from insightloop.config import Config
 from insightloop.lake.catalog import NAMESPACES, open_catalog
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.lake.watermarks import LOG_POSITIONS, RAW_SEQ, committed_property
+from insightloop.quarantine.reading import QUARANTINE
 from insightloop.warehouse import lake_exists
 
 #: Columns whose newest value tells how fresh a table is, in order of preference.
@@ -64,6 +65,29 @@ class Stage2Status(msgspec.Struct):
     lag: int | None
 
 
+class QuarantineCount(msgspec.Struct):
+    """Quarantined rows of one source, failure kind and contract (null: none was tried)."""
+
+    source: str | None
+    kind: str | None
+    contract: str | None
+    last_hour: int
+    last_day: int
+    total: int
+    per_minute: float
+
+
+class QuarantineStatus(msgspec.Struct):
+    """Rows in ``quarantine.sdk_events`` by when they were received: the last hour, the last
+    24 hours, ever; ``per_minute`` is the rate over the last hour."""
+
+    last_hour: int = 0
+    last_day: int = 0
+    total: int = 0
+    per_minute: float = 0.0
+    counts: list[QuarantineCount] = msgspec.field(default_factory=list)
+
+
 class Status(msgspec.Struct):
     data_dir: str
     generated_at: str
@@ -72,6 +96,7 @@ class Status(msgspec.Struct):
     log_error: str | None
     services: list[ServiceStatus]
     stage2: Stage2Status
+    quarantine: QuarantineStatus
 
 
 def collect(config: Config, now: float | None = None) -> Status:
@@ -79,9 +104,13 @@ def collect(config: Config, now: float | None = None) -> Status:
     tables: list[TableStatus] = []
     committed: dict[str, int] = {}
     raw_seq: int | None = None
+    quarantine = QuarantineStatus()
     if lake_exists(config):
         catalog = open_catalog(config)
-        for table in _tables(catalog):
+        loaded = _tables(catalog)
+        if any(".".join(table.name()[-2:]) == QUARANTINE for table in loaded):
+            quarantine = quarantine_status(config, catalog, now)
+        for table in loaded:
             tables.append(table_status(table, now))
             if ".".join(table.name()[-2:]) == SDK_EVENTS:
                 committed = _committed_positions(table)
@@ -96,6 +125,29 @@ def collect(config: Config, now: float | None = None) -> Status:
         log_error=log_error,
         services=[_collector_status(config), _pid_status(config, "processor"), _cleaner_status(config)],
         stage2=_stage2_status(config, raw_seq),
+        quarantine=quarantine,
+    )
+
+
+def quarantine_status(config: Config, catalog: Catalog, now: float) -> QuarantineStatus:
+    """Quarantine counts per source, kind and contract over the last hour, day and ever,
+    read through the warehouse (three columns and ``received_at``)."""
+    from insightloop.quarantine.counts import window_counts
+    from insightloop.quarantine.reading import open_quarantine
+
+    with open_quarantine(config, catalog) as con:
+        found = [] if con is None else window_counts(con, dt.datetime.fromtimestamp(now, dt.UTC))
+    counts = [
+        QuarantineCount(c.source, c.kind, c.contract, c.last_hour, c.last_day, c.total, c.per_minute)
+        for c in found
+    ]
+    last_hour = sum(c.last_hour for c in counts)
+    return QuarantineStatus(
+        last_hour=last_hour,
+        last_day=sum(c.last_day for c in counts),
+        total=sum(c.total for c in counts),
+        per_minute=last_hour / 60,
+        counts=counts,
     )
 
 

@@ -8,7 +8,7 @@ import msgspec
 from rich.console import Console
 from rich.table import Table
 
-from insightloop.cli.status import Status
+from insightloop.cli.status import QuarantineStatus, Status
 
 
 def to_json(status: Status) -> str:
@@ -52,6 +52,8 @@ def render(status: Status, console: Console) -> None:
     else:
         console.print("Tables: none yet (nothing has been processed into the lake)")
 
+    render_quarantine(status.quarantine, console)
+
     if status.log:
         shards = Table(
             "shard", "processed up to", "lag (records)", "lag (seconds)", title="Log", title_justify="left"
@@ -69,6 +71,32 @@ def render(status: Status, console: Console) -> None:
         console.print(f"Log: {status.log_error}", highlight=False)
     else:
         console.print("Log: none yet")
+
+
+def render_quarantine(quarantine: QuarantineStatus, console: Console) -> None:
+    if not quarantine.total:
+        console.print("Quarantine: empty")
+        return
+    title = (
+        f"Quarantine: {quarantine.last_hour:,} rows in the last hour ({quarantine.per_minute:,.1f}/min), "
+        f"{quarantine.last_day:,} in 24 h, {quarantine.total:,} in all"
+    )
+    table = Table(
+        "source", "kind", "contract", "last hour", "last 24 h", "all", "rows/min",
+        title=title, title_justify="left",
+    )  # fmt: skip
+    for c in quarantine.counts:
+        table.add_row(
+            c.source or "-",
+            c.kind or "-",
+            c.contract or "-",
+            f"{c.last_hour:,}",
+            f"{c.last_day:,}",
+            f"{c.total:,}",
+            f"{c.per_minute:,.1f}",
+        )
+    console.print(table)
+    console.print("details: insightloop quarantine list", style="dim", highlight=False)
 
 
 def _age(moment: str | None, now: dt.datetime) -> str:

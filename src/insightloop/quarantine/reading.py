@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
 from insightloop.quarantine.selection import Selection
-from insightloop.warehouse import open_warehouse
+from insightloop.warehouse import attach_catalog, open_warehouse
 
 #: ``insightloop.processor.cleaned.tables.QUARANTINE``, named again here so that reading the
 #: quarantine does not import stage 2 (half a second; a test keeps the two equal).
@@ -66,10 +67,15 @@ class QuarantinedRow:
 
 
 @contextmanager
-def open_quarantine(config: Config) -> Iterator[duckdb.DuckDBPyConnection | None]:
+def open_quarantine(
+    config: Config, catalog: Catalog | None = None
+) -> Iterator[duckdb.DuckDBPyConnection | None]:
     """A warehouse connection with the ``quarantined`` view over the quarantine table pinned
-    to its current snapshot; None when there is no quarantine table (nothing quarantined yet)."""
-    with open_warehouse(config, [QUARANTINE]) as warehouse:
+    to its current snapshot; None when there is no quarantine table (nothing quarantined yet).
+    ``catalog``: the lake's catalog when the caller has it open already."""
+    tables = [QUARANTINE]
+    opened = open_warehouse(config, tables) if catalog is None else attach_catalog(catalog, tables)
+    with opened as warehouse:
         if QUARANTINE not in warehouse.pins:
             yield None
             return
