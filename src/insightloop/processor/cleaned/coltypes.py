@@ -1,5 +1,5 @@
 """The type policy of the columns made from properties, traits and context: every decision
-about a value's column type is here, so a contract-driven policy can replace it later.
+about a value's column type is here (a contract's hints, ``hints``, choose among these kinds).
 
 - A JSON value's own type: string → ``string``; true/false → ``boolean``; a number with no
   fractional part → ``long`` (JSON has one number type and JavaScript clients send ``2.0``
@@ -9,15 +9,21 @@ about a value's column type is here, so a contract-driven policy can replace it 
   (and no column: as in Segment, a column appears with its first non-null value). Strings
   stay strings even when they look like times or numbers (``"2024-05-01"`` is not made a
   timestamp: that is a contract's job).
-- A new column takes the type of its first value in raw order.
+- A new column takes the type its table's contract gives the property (``hints``: ``int``
+  for an ``integer`` bounded to 32 bits, ``long``, ``double``, ``string``, ``boolean``), else
+  the type of its first value in raw order. Only a hint makes an ``int`` column: values
+  never have that kind.
 - Nothing is ever dropped or quarantined for its type. A value goes into its column when
   the column's type holds it exactly: any value into a ``string`` column (as its JSON text,
   ``12`` → ``"12"``, ``true`` → ``"true"``); a ``long`` within ±2^53 into a ``double`` column.
   Every other value goes into the column's twin of the value's own type,
   ``<column>__<type>`` (``price__double`` next to a ``long`` ``price``; ``plan__string``
-  next to a ``boolean`` ``plan``), created when first needed. Iceberg can only widen
-  int → long and float → double, so a column never changes type: old files stay readable
-  by every engine.
+  next to a ``boolean`` ``plan``), created when first needed. A ``long`` fits an ``int``
+  column within ±2^31; an ``int``, a ``long`` or ``double`` column.
+- A column changes type only by Iceberg's int → long promotion (``promotion``): an ``int``
+  column becomes ``long`` in place when a value needs 64 bits or its contract now says
+  ``long`` (a REVISION raised the ``maximum``). Old files stay readable by every engine
+  (they read as ``long``). Any other change (long → double …) is a twin column instead.
 
 Every decision depends on the value alone (and, for a new column, on the first value), never
 on how rows were cut into batches: a replay in other batches makes the same tables.
@@ -31,13 +37,15 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyiceberg.types import BooleanType, DoubleType, IcebergType, LongType, StringType
+from pyiceberg.types import BooleanType, DoubleType, IcebergType, IntegerType, LongType, StringType
 
 
 class Kind(enum.StrEnum):
     """The column types made from JSON values."""
 
     STRING = "string"
+    #: 32 bits: only made from a contract's hint (``hints``).
+    INT = "int"
     LONG = "long"
     DOUBLE = "double"
     BOOLEAN = "boolean"
@@ -45,6 +53,7 @@ class Kind(enum.StrEnum):
 
 ARROW_TYPES: dict[Kind, pa.DataType] = {
     Kind.STRING: pa.string(),
+    Kind.INT: pa.int32(),
     Kind.LONG: pa.int64(),
     Kind.DOUBLE: pa.float64(),
     Kind.BOOLEAN: pa.bool_(),
@@ -52,11 +61,16 @@ ARROW_TYPES: dict[Kind, pa.DataType] = {
 
 ICEBERG_TYPES: dict[Kind, IcebergType] = {
     Kind.STRING: StringType(),
+    Kind.INT: IntegerType(),
     Kind.LONG: LongType(),
     Kind.DOUBLE: DoubleType(),
     Kind.BOOLEAN: BooleanType(),
 }
 
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+#: The in-place promotions Iceberg allows between our kinds.
+PROMOTIONS: dict[Kind, Kind] = {Kind.INT: Kind.LONG}
 _MIN_LONG = -(2**63)
 _MAX_LONG = 2**63 - 1
 #: Integers a double holds exactly.
@@ -77,6 +91,8 @@ def kind_of_arrow(arrow_type: pa.DataType) -> Kind | None:
         return Kind.STRING
     if pa.types.is_int64(arrow_type):
         return Kind.LONG
+    if pa.types.is_int32(arrow_type):
+        return Kind.INT
     if pa.types.is_float64(arrow_type):
         return Kind.DOUBLE
     if pa.types.is_boolean(arrow_type):
@@ -130,15 +146,34 @@ def fit(values: pa.Array, kind: Kind, column: Kind) -> tuple[pa.Array | None, pa
         if kind == Kind.BOOLEAN:
             return pc.if_else(values, "true", "false"), None
         return values.cast(pa.string()), None
+    if kind == Kind.INT and column in (Kind.LONG, Kind.DOUBLE):
+        return values.cast(ARROW_TYPES[column]), None
     if column == Kind.DOUBLE and kind == Kind.LONG:
         return _split(values, pc.less_equal(pc.abs(values), EXACT_DOUBLE), pa.float64())
-    if column == Kind.LONG and kind == Kind.DOUBLE:
-        whole = pc.and_(
-            pc.equal(pc.floor(values), values),
-            pc.and_(pc.greater_equal(values, float(_MIN_LONG)), pc.less(values, float(_MAX_LONG))),
-        )
-        return _split(values, whole, pa.int64())
+    if column == Kind.INT and kind == Kind.LONG:
+        return _split(values, _within(values, INT_MIN, INT_MAX), pa.int32())
+    if column in (Kind.LONG, Kind.INT) and kind == Kind.DOUBLE:
+        if column == Kind.INT:
+            within = _within(values, INT_MIN, INT_MAX)
+        else:  # float(_MAX_LONG) is 2^63, one past the largest long
+            within = pc.and_(pc.greater_equal(values, float(_MIN_LONG)), pc.less(values, float(_MAX_LONG)))
+        whole = pc.and_(pc.equal(pc.floor(values), values), within)
+        return _split(values, whole, ARROW_TYPES[column])
     return None, values
+
+
+def promotion(values: pa.Array, kind: Kind, column: Kind) -> Kind | None:
+    """The kind ``column`` must be promoted to (in place) to hold ``values`` (of ``kind``)
+    exactly, when Iceberg allows it: ``long`` values beyond 32 bits for an ``int`` column.
+    None when no promotion is needed or none would help (those values go to a twin)."""
+    if column != Kind.INT or kind != Kind.LONG or not len(values) or values.null_count == len(values):
+        return None
+    low, high = pc.min_max(values).values()
+    return PROMOTIONS[column] if low.as_py() < INT_MIN or high.as_py() > INT_MAX else None
+
+
+def _within(values: pa.Array, low: int, high: int) -> pa.Array:
+    return pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
 
 
 def _split(values: pa.Array, fits: pa.Array, target: pa.DataType) -> tuple[pa.Array | None, pa.Array | None]:

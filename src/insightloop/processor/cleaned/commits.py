@@ -1,7 +1,9 @@
 """The stage's Iceberg tables: created on first use, and written one catalog commit each.
 
-A commit adds the batch's new columns and its rows in one transaction (readers never see
-a column without its rows, or rows of an unknown column) and records in its snapshot
+A commit adds the batch's new columns, promotes the columns that must widen in place
+(Iceberg's int → long: old files read as long, the column keeps its field id), and adds its
+rows, in one transaction (readers never see a column without its rows, or rows of an
+unknown column or of a type the column does not have yet) and records in its snapshot
 ``watermarks.RAW_SEQ``: the highest raw ``ingest_seq`` of the batch, so a replay skips, per
 table, the rows that table already holds. pyiceberg retries a commit that lost a race
 (e.g. with compaction) on the refreshed table.
@@ -123,8 +125,12 @@ class Tables:
         *,
         properties: Mapping[str, str] | None = None,
     ) -> None:
-        """Add ``new_columns`` and ``data`` (replacing the rows matching ``replace``) in one
-        commit recording ``seq`` and, in the same commit, the table ``properties`` given."""
+        """Define ``new_columns`` and add ``data`` (replacing the rows matching ``replace``) in
+        one commit recording ``seq`` and, in the same commit, the table ``properties`` given.
+
+        A column of ``new_columns`` the table lacks is added; one it has is promoted in place
+        to the column's kind (only as Iceberg allows: ``coltypes.PROMOTIONS``, else
+        pyiceberg's ``ValidationError``)."""
         table = self.table(spec)
         table_properties = dict(properties or {})
         properties = {RAW_SEQ: str(seq)}
@@ -132,9 +138,7 @@ class Tables:
             if table_properties:
                 transaction.set_properties(table_properties)
             if new_columns:
-                with transaction.update_schema() as update:
-                    for column in new_columns:
-                        update.add_column(column.name, ICEBERG_TYPES[column.kind], doc=column.doc)
+                _define(transaction, new_columns)
             if replace is None:
                 transaction.append(data, snapshot_properties=properties)
             else:
@@ -143,3 +147,14 @@ class Tables:
         kinds = self._kinds.get(spec.identifier)
         if kinds is not None:
             kinds.update((column.name, column.kind) for column in new_columns)
+
+
+def _define(transaction: Transaction, columns: Sequence[Column]) -> None:
+    """Add the ``columns`` the table lacks, promote those it has (one schema update)."""
+    existing = {field.name for field in transaction.table_metadata.schema().fields}
+    with transaction.update_schema() as update:
+        for column in columns:
+            if column.name in existing:
+                update.update_column(column.name, ICEBERG_TYPES[column.kind])
+            else:
+                update.add_column(column.name, ICEBERG_TYPES[column.kind], doc=column.doc)

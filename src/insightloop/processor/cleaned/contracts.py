@@ -16,6 +16,10 @@ of the first MODEL it satisfies: producers still sending the old shape keep load
 old table during a migration. Its violations, when it satisfies none, are those of the
 latest version.
 
+Column types: ``hints(kind, name, model)`` gives the column types the contract of a table
+asks for (``hints``): the latest version of the table's MODEL, the one its events were
+checked against (for identify/group, the latest version). Computed once per contract.
+
 Exactly once: a decision depends only on the message, its source and the registry, so a
 replay of the same raw rows in the same process (or a restarted one with the same contracts)
 decides the same. Changing the contracts folder (or ``[contracts]``) changes the decisions of
@@ -39,6 +43,7 @@ from insightloop.config import Config, contracts_enabled
 from insightloop.contracts import Contract, ContractError, Mode, NoContract, Registry, validate
 from insightloop.contracts.registry import KINDS, PIN_FIELD, contract_name
 from insightloop.errors import ConfigError
+from insightloop.processor.cleaned.hints import Hints, schema_hints
 from insightloop.segment.message import Message
 
 CONTRACT_VIOLATION = "contract_violation"
@@ -91,6 +96,7 @@ class Contracts:
         self._registry = registry
         self._policy = config.contracts
         self._plans: dict[tuple[str, str, str | None, str | None], _Plan] = {}
+        self._hints: dict[tuple[str, str, int | None], Hints] = {}
 
     @classmethod
     def load(cls, config: Config) -> Contracts:
@@ -158,6 +164,28 @@ class Contracts:
         checked.quarantined.sort(key=lambda verdict: verdict.position)
         return checked
 
+    def hints(self, kind: str, name: str, model: int | None = None) -> Hints:
+        """The column types (key path → kind) the contract of ``kind``/``name`` gives its
+        properties or traits: its latest version of MODEL ``model`` (1 also covers MODEL 0;
+        None: the latest of any MODEL). Empty without contracts or without such a version."""
+        key = (kind, name, model)
+        hints = self._hints.get(key)
+        if hints is None:
+            contract = self._latest(kind, contract_name(kind, name), model)
+            hints = _EMPTY if contract is None else schema_hints(contract.schema)
+            if len(self._hints) < 100_000:
+                self._hints[key] = hints
+        return hints
+
+    def _latest(self, kind: str, name: str, model: int | None) -> Contract | None:
+        if self._registry is None:
+            return None
+        versions = self._registry.versions(kind, name)
+        if model is not None:
+            # Events of MODEL 0 land with those of MODEL 1 (only MODELs above 1 get a table).
+            versions = [c for c in versions if max(c.version.model, 1) == model]
+        return versions[-1] if versions else None
+
     def _plan(self, source: str, message: Message) -> _Plan:
         kind = message.type or ""
         name = _name(message)
@@ -178,6 +206,9 @@ class Contracts:
                 older = tuple(latest_of_model[model] for model in sorted(latest_of_model, reverse=True))
             plan = self._plans[cache_key] = _Plan(decision.mode, decision.no_contract, contract, older)
         return plan
+
+
+_EMPTY: Hints = {}
 
 
 def _passes(contract: Contract, instance: object) -> Contract | None:

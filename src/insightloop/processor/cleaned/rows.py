@@ -10,7 +10,9 @@ field, and the stage quarantines it.
 
 ``build`` then makes one table's rows, leaving out those the table already holds (raw
 sequence at or below what its last commit recorded): naming the leaves (``naming``),
-fitting them to the table's column types (``reconcile``) and listing the columns to add.
+giving each property or trait its contract's type hint (``hints``: the contract of the
+table, see ``contract_target``), fitting them to the table's column types (``reconcile``)
+and listing the columns to add and those to promote in place (``int`` → ``long``).
 """
 
 from __future__ import annotations
@@ -21,14 +23,18 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightloop.contracts.registry import TRAITS
 from insightloop.processor.cleaned.coltypes import ARROW_TYPES, Kind
 from insightloop.processor.cleaned.common import Common, build_common
+from insightloop.processor.cleaned.hints import Hints, HintsOf
 from insightloop.processor.cleaned.naming import context_column, dynamic_column, event_table_name
 from insightloop.processor.cleaned.objects import Leaf, Parsed, parse_objects
 from insightloop.processor.cleaned.reconcile import Column, Named, Reconciled, reconcile
 from insightloop.processor.cleaned.tables import (
     BY_TYPE,
     FIXED_TABLES,
+    GROUPS,
+    IDENTIFIES,
     TRACKS,
     TableSpec,
     arrow_type_of,
@@ -84,6 +90,7 @@ class Prepared:
 class Built:
     spec: TableSpec
     data: pa.Table
+    #: Columns to add, and existing columns to promote in place (``int`` → ``long``).
     new_columns: list[Column]
     dropped: int
 
@@ -231,8 +238,11 @@ class Rows:
         return leaf if self._within is None else leaf.take(self._within)
 
 
-def dynamic_named(group: Group, rows: Rows, reserved: frozenset[str], prefix: str) -> list[Named]:
-    """The group's properties or traits as named leaves, for the chosen rows."""
+def dynamic_named(
+    group: Group, rows: Rows, reserved: frozenset[str], prefix: str, hints: Hints | None = None
+) -> list[Named]:
+    """The group's properties or traits as named leaves, for the chosen rows, each with its
+    contract's type hint (``hints``: key path → kind)."""
     if group.dynamic is None or group.spec.dynamic is None:
         return []
     source = group.spec.dynamic
@@ -241,13 +251,53 @@ def dynamic_named(group: Group, rows: Rows, reserved: frozenset[str], prefix: st
             dynamic_column(leaf.path, prefix, reserved),
             source + "." + ".".join(leaf.path),
             rows.of_group(leaf),
+            hints.get(leaf.path) if hints else None,
         )
         for leaf in group.dynamic.leaves
     ]
 
 
-def build(prepared: Prepared, group: Group, after_seq: int, kinds: Mapping[str, Kind | None]) -> Built | None:
-    """The rows of ``group``'s table above ``after_seq``; None when there are none."""
+#: Tables of one contract whatever the event: message type and contract name.
+_ONE_CONTRACT = {IDENTIFIES.identifier: ("identify", TRAITS), GROUPS.identifier: ("group", TRAITS)}
+
+
+def contract_target(prepared: Prepared, group: Group) -> tuple[str, str, int | None] | None:
+    """Which contract describes the columns of ``group``'s table: (message type, event name,
+    MODEL; None: the latest of any MODEL). A track event's own table holds the events of one
+    MODEL (``<event>_v<MODEL>``, MODEL 1 without suffix); identifies and groups have the
+    ``traits`` contract. None for tables without properties/traits and for pages and
+    screens (one table for every page name, each with its own contract)."""
+    spec = group.spec
+    if spec.dynamic is None:
+        return None
+    one = _ONE_CONTRACT.get(spec.identifier)
+    if one is not None:
+        return one[0], one[1], None
+    if spec.identifier in _BY_IDENTIFIER:
+        return None
+    event = prepared.event_texts[group.start].as_py() or ""
+    table, base = spec.identifier.split(".", 1)[1], event_table(event)
+    if table == base:
+        return "track", event, 1
+    suffix = table.removeprefix(base + "_v")
+    if suffix != table and suffix.isdigit():
+        return "track", event, int(suffix)
+    return None
+
+
+_BY_IDENTIFIER = frozenset(spec.identifier for spec in BY_TYPE.values())
+
+
+def build(
+    prepared: Prepared,
+    group: Group,
+    after_seq: int,
+    kinds: Mapping[str, Kind | None],
+    hints_of: HintsOf | None = None,
+) -> Built | None:
+    """The rows of ``group``'s table above ``after_seq``; None when there are none.
+    ``hints_of`` gives the column types the table's contract (``contract_target``) gives
+    its properties/traits."""
     chosen = select(prepared, group, after_seq)
     if chosen is not None and not chosen:
         return None
@@ -265,7 +315,9 @@ def build(prepared: Prepared, group: Group, after_seq: int, kinds: Mapping[str, 
         )
         for leaf in prepared.common.context
     ]
-    named.extend(dynamic_named(group, rows, spec.fixed_names, spec.prefix))
+    target = contract_target(prepared, group) if hints_of is not None else None
+    hints = hints_of(*target) if hints_of is not None and target is not None else None
+    named.extend(dynamic_named(group, rows, spec.fixed_names, spec.prefix, hints))
     if prepared.warnings is not None:
         values = rows.of_batch(prepared.warnings)
         named.append(
@@ -277,7 +329,10 @@ def build(prepared: Prepared, group: Group, after_seq: int, kinds: Mapping[str, 
 
 
 def new_columns(reconciled: Reconciled, kinds: Mapping[str, Kind | None]) -> list[Column]:
-    return [column for column in reconciled.columns.values() if column.name not in kinds]
+    """The columns the commit defines: those the table lacks (``kinds``), and those it
+    promotes in place (``Tables.write`` tells them apart)."""
+    promoted = reconciled.promoted
+    return [c for c in reconciled.columns.values() if c.name not in kinds or c.name in promoted]
 
 
 def assemble(spec: TableSpec, fixed: Mapping[str, pa.Array], reconciled: Reconciled) -> pa.Table:

@@ -176,6 +176,13 @@ class CleanedStage:
         stats = self.stats
         now = self._clock()
         failures, good, decoded = _classify(raw, messages)
+        resolved = 0
+        if self._replay is not None and good:
+            # A replayed event whose message id landed meanwhile (a corrected retry) is done:
+            # it leaves quarantine as a duplicate, whatever its own bytes say.
+            landed = self._seen.recorded(id_keys(raw.column("source"), raw.column("event_id"), good))
+            resolved = sum(landed)
+            good = [index for index, done in zip(good, landed, strict=True) if not done]
         models: dict[int, int] = {}
         warnings: dict[int, str] = {}
         if good and self._contracts.active:
@@ -184,7 +191,7 @@ class CleanedStage:
         fresh = self._seen.fresh(keys)
         kept = [i for i, new in zip(good, fresh, strict=True) if new]
         kept_keys = [k for k, new in zip(keys, fresh, strict=True) if new]
-        stats.duplicates = len(good) - len(kept)
+        stats.duplicates = len(good) - len(kept) + resolved
 
         prepared: Prepared | None = None
         bad: set[int] = set()  # indices into kept
@@ -274,7 +281,7 @@ class CleanedStage:
             spec = group.spec
             if self._replayed_already(spec):
                 continue
-            built = build(prepared, group, self._after(spec), tables.kinds(spec))
+            built = build(prepared, group, self._after(spec), tables.kinds(spec), self._contracts.hints)
             if built is None:
                 continue
             self._commit(spec, built.data, built.new_columns, top)
@@ -282,7 +289,7 @@ class CleanedStage:
         identifies = prepared.groups.get(IDENTIFIES.identifier)
         if identifies is not None and not self._replayed_already(USERS):
             loaded_at = pa.scalar(now, ARROW_TIME).as_py()
-            users = build_users(prepared, identifies, tables, loaded_at)
+            users = build_users(prepared, identifies, tables, loaded_at, self._contracts.hints)
             if users is not None:
                 self._commit(USERS, users.data, users.new_columns, top, users.replace)
                 stats.dropped_values += users.dropped

@@ -7,7 +7,9 @@ JSON column → µs), so a late, older identify only fills traits nobody newer h
 go to the later arrival. A null trait sets nothing (it cannot be told from an absent one).
 ``received_at``/``timestamp`` are those of the user's newest identify.
 
-Column names and types are those of ``identifies`` (the same naming and type policy).
+Column names and types are those of ``identifies`` (the same naming and type policy, the
+same contract hints: the latest ``identify/traits``; an ``int`` column is promoted to
+``long`` in place as in ``identifies``).
 
 It is a current-state table, written as an overwrite of the batch's users (``overwrite``
 with ``In("id", ids)``: one catalog commit; pyiceberg's upsert is avoided, see PITFALLS),
@@ -26,8 +28,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.expressions import BooleanExpression, In
 
+from insightloop.contracts.registry import TRAITS
 from insightloop.processor.cleaned.coltypes import ARROW_TYPES
 from insightloop.processor.cleaned.commits import Tables
+from insightloop.processor.cleaned.hints import HintsOf
 from insightloop.processor.cleaned.reconcile import Column, reconcile
 from insightloop.processor.cleaned.rows import Group, Prepared, Rows, dynamic_named, new_columns, select
 from insightloop.processor.cleaned.tables import IDENTIFIES, TRAIT_TIMES, USERS, arrow_type_of
@@ -49,9 +53,14 @@ class UsersUpdate:
 
 
 def build_users(
-    prepared: Prepared, identifies: Group, tables: Tables, loaded_at: datetime
+    prepared: Prepared,
+    identifies: Group,
+    tables: Tables,
+    loaded_at: datetime,
+    hints_of: HintsOf | None = None,
 ) -> UsersUpdate | None:
-    """The new state of every user the batch identifies (and the users table lacks)."""
+    """The new state of every user the batch identifies (and the users table lacks);
+    ``hints_of`` gives the column types of the identify traits contract."""
     start, stop = identifies.start, identifies.stop
     chosen = select(prepared, identifies, tables.seq(USERS))
     candidates = range(start, stop) if chosen is None else chosen
@@ -62,7 +71,9 @@ def build_users(
         return None
     rows = Rows(identifies, None if len(picked) == stop - start else picked)
     kinds = tables.kinds(USERS)
-    reconciled = reconcile(dynamic_named(identifies, rows, _RESERVED, "trait"), kinds)
+    hints = hints_of("identify", TRAITS, None) if hints_of is not None else None
+    reconciled = reconcile(dynamic_named(identifies, rows, _RESERVED, "trait", hints), kinds)
+    defined = new_columns(reconciled, kinds)
     common = prepared.common.columns
     times = rows.of_batch(common["timestamp"])
     update = _Updates(
@@ -77,18 +88,15 @@ def build_users(
     if tables.exists(USERS):
         existing = tables.table(USERS).scan(row_filter=_ids_in(distinct)).to_arrow().to_pylist()
     merged = _merge(existing, update, loaded_at)
+    trait_kinds = {name: kind for name, kind in kinds.items() if kind and name not in _RESERVED}
+    trait_kinds.update((c.name, c.kind) for c in defined)  # added, or promoted in place
     schema = pa.schema(
         [pa.field(name, arrow_type_of(t)) for name, t, _ in USERS.columns]
-        + [
-            pa.field(name, ARROW_TYPES[kind])
-            for name, kind in kinds.items()
-            if kind and name not in _RESERVED
-        ]
-        + [pa.field(c.name, ARROW_TYPES[c.kind]) for c in new_columns(reconciled, kinds)]
+        + [pa.field(name, ARROW_TYPES[kind]) for name, kind in trait_kinds.items()]
     )
     data = pa.Table.from_pylist(merged, schema=schema)
     replace = _ids_in(sorted(row["id"] for row in existing)) if existing else None
-    return UsersUpdate(data, new_columns(reconciled, kinds), replace, reconciled.dropped)
+    return UsersUpdate(data, defined, replace, reconciled.dropped)
 
 
 def _ids_in(ids: list[str]) -> BooleanExpression:
