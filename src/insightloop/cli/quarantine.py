@@ -1,4 +1,4 @@
-"""``insightloop quarantine list|show``: what stage 2 quarantined, and why.
+"""``insightloop quarantine list|show|replay``: what stage 2 quarantined, why, and running it again.
 
 Both commands read ``quarantine.sdk_events`` through the warehouse (one pinned snapshot) and
 take the same selection options. Another command (``replay``) reuses them: declare its
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import orjson
 import typer
 from rich.console import Console
@@ -26,13 +27,16 @@ from rich.table import Table
 from rich.text import Text
 
 from insightloop.cli.context import CONFIG_EXIT, config_errors_exit, fail, state
+from insightloop.errors import TerminalError
 from insightloop.quarantine import KINDS, Selection, SelectionError
 
 if TYPE_CHECKING:
     from insightloop.quarantine.reading import Group
+    from insightloop.quarantine.replay import ReplayResult
 
 quarantine_app = typer.Typer(
-    help="Events stage 2 could not load, kept with why: list groups of them, show them one by one.",
+    help="Events stage 2 could not load, kept with why: list groups of them, show them one by one,"
+    " replay them once a contract or a rule is fixed.",
     no_args_is_help=True,
 )
 
@@ -186,3 +190,83 @@ def _render_groups(shown: list[Group], total: int, all_groups: int, console: Con
     console.print(table)
     hidden = f" ({all_groups - len(shown)} more groups: --limit N)" if all_groups > len(shown) else ""
     console.print(f"{total:,} quarantined rows in {all_groups:,} groups{hidden}", highlight=False)
+
+
+@quarantine_app.command("replay")
+def replay(
+    ctx: typer.Context,
+    source: SourceOption = None,
+    stream: StreamOption = None,
+    kind: KindOption = None,
+    contract: ContractOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    event_id: EventIdOption = None,
+    limit: LimitOption = None,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait for the running cleaner to apply it.")
+    ] = True,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for the running cleaner.", min=1)
+    ] = 600.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the selected quarantined events again through today's contracts and rules.
+
+    Those that pass land in their cleaned tables and leave quarantine; those that still fail
+    stay, once, with today's reasons. Safe to run twice. When a cleaner runs, it applies the
+    replay between two batches (this command waits for it); otherwise this command applies it."""
+    from insightloop.lake.catalog import lake_root, open_catalog
+    from insightloop.processor.cleaned.stage import CleanedStage
+    from insightloop.processor.runner import CLEANER_LOCK, exclusive
+    from insightloop.quarantine.replay import ReplayQueue
+
+    selection = selection_from(source, stream, kind, contract, since, until, event_id, limit)
+    config = state(ctx).config()
+    queue = ReplayQueue(config)
+    request = queue.submit(selection)
+    result = None
+    try:
+        with config_errors_exit(), exclusive(lake_root(config) / CLEANER_LOCK, "a cleaner runs"):
+            catalog = open_catalog(config)
+            for applied in queue.apply_pending(CleanedStage(catalog, config), catalog):
+                if applied.request == request:
+                    result = applied
+    except TerminalError:
+        if not wait:
+            typer.echo(f"replay {request} queued: the running cleaner applies it ({selection.describe()})")
+            return
+        typer.echo(f"the running cleaner applies replay {request} …", err=True)
+        result = queue.wait(request, timeout)
+        if result is None:
+            raise fail(
+                f"replay {request} not applied within {timeout:g} s: is the cleaner stuck? "
+                "It stays queued and is applied when the cleaner next runs",
+                1,
+            ) from None
+    assert result is not None
+    if as_json:
+        typer.echo(orjson.dumps(msgspec.structs.asdict(result), option=orjson.OPT_INDENT_2).decode())
+        return
+    typer.echo(_replay_summary(result, selection))
+
+
+def _replay_summary(result: ReplayResult, selection: Selection) -> str:
+    if result.selected == 0:
+        return f"{NOTHING} matches: {selection.describe()}" if not selection.selects_all() else NOTHING
+    lines = [
+        f"replayed {result.selected:,} quarantined event{'s' if result.selected != 1 else ''}"
+        f" ({selection.describe()}):",
+        f"  {result.landed:,} landed (left quarantine)",
+        f"  {result.duplicates:,} already loaded by a later copy (left quarantine)",
+        f"  {result.still_failing:,} still failing (kept once, with today's reasons)",
+    ]
+    for failing_kind, rows in sorted(result.failing_by_kind.items()):
+        lines.append(f"    {rows:,} {failing_kind}")
+    if result.not_replayable:
+        lines.append(
+            f"  {result.not_replayable:,} rejected by the collector: not replayed (the producer must resend)"
+        )
+    if result.missing_raw:
+        lines.append(f"  {result.missing_raw:,} no longer in raw (expired): not replayed")
+    return "\n".join(lines)

@@ -10,6 +10,9 @@ the stage's watermark and each table's recorded sequence say what is done
 (``processor.stage``), so a kill -9 at any point ends, after a restart, with every raw row
 in cleaned or quarantine exactly once.
 
+After each turn it applies the quarantine replays ``insightloop quarantine replay`` queued
+(``quarantine.replay``): only this process commits to stage 2's tables.
+
 Between turns the cleaner compacts and expires the snapshots of the tables it writes
 (cleaned.*, quarantine.*), never raw's: each table is maintained by the one process that
 commits to it, so maintenance never conflicts with another process's commits.
@@ -110,6 +113,8 @@ class Cleaner:
         self._table: Table | None = None
         self._cursor = RawCursor()
         self._phase = "start"
+        #: Applies pending quarantine replays (``quarantine.replay``); returns how many.
+        self.replays: Callable[[], int] | None = None
 
     @property
     def compactor(self) -> Compactor | None:
@@ -201,6 +206,9 @@ class Cleaner:
 
     def _turn(self, stop: threading.Event) -> int:
         applied = self.step(stop)
+        if self.replays is not None:
+            self._phase = "replay"
+            applied += self.replays()
         self.compact_if_due(idle=applied == 0)
         self.maintain_if_due()
         return applied
@@ -229,7 +237,7 @@ def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | 
         )
     metrics = metrics or ProcessorMetrics()
     attach_stage_metrics(stage, metrics)
-    return Cleaner(
+    cleaner = Cleaner(
         catalog,
         stage,
         config.processor.max_batch_events,
@@ -239,6 +247,10 @@ def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | 
         retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
     )
+    from insightloop.quarantine.replay import replay_applier  # loads stage 2, as cleaned_stage does
+
+    cleaner.replays = replay_applier(config, stage, catalog)
+    return cleaner
 
 
 def run(config: Config, stop: threading.Event | None = None) -> None:

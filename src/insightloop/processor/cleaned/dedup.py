@@ -113,6 +113,11 @@ class SeenIds:
                 out.append(True)
         return out
 
+    def recorded(self, keys: Sequence[int]) -> list[bool]:
+        """Per key: already recorded (not counting repeats within ``keys``)."""
+        seen = self._seen
+        return [key in seen for key in keys]
+
     def record(self, keys_by_day: Mapping[int, Sequence[int]], seq: int) -> None:
         """Remember ``keys_by_day`` and move the watermark to ``seq`` (after the tables committed)."""
         for day, keys in keys_by_day.items():
