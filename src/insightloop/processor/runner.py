@@ -19,6 +19,10 @@ the one process that commits to it, so neither conflicts with that process's own
 
 Transient failures (conflicting commits, busy catalog, log I/O) are logged and retried
 with back-off; anything else stops the loop with the error, which ``run`` reports.
+
+The loop knows no source: what a log record becomes in raw is the ``intake.LogRows`` that
+``rows`` makes (SDK events by default; the CDC processor, ``processor.cdc``, runs this same
+loop over the CDC log with its own rows, raw table and stage).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from insightloop.processor.catchup import catch_up
 from insightloop.processor.commit import append_raw
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
-from insightloop.processor.intake import BatchLimits, read_batch
+from insightloop.processor.intake import BatchLimits, LogRows, read_batch
 from insightloop.processor.metrics import ProcessorMetrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import RawProgress, committed_progress
@@ -81,7 +85,12 @@ class Processor:
         compact_every: int = COMPACT_EVERY_BATCHES,
         maintain_every: float = MAINTAIN_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        rows: Callable[[], LogRows] = RawRows,
+        consumer: str = CONSUMER,
+        name: str = "processor",
     ) -> None:
+        """``rows`` makes the (empty) rows each micro-batch's log records are added to;
+        ``consumer`` names the log checkpoints; ``name`` the loop in logs."""
         self.log = log
         self.catalog = catalog
         self.stage = stage
@@ -98,6 +107,9 @@ class Processor:
             clock=clock,
         )
         self._raw_name = raw_table
+        self._rows = rows
+        self._consumer = consumer
+        self._name = name
         self._clock = clock
         self._table: Table | None = None
         self._progress = RawProgress({}, 0)
@@ -157,7 +169,9 @@ class Processor:
         if self._stage_behind:
             self.catch_up()
         self._phase = "read"
-        rows = read_batch(self.log, self._progress, self.limits, stop or threading.Event(), self._clock)
+        rows = read_batch(
+            self.log, self._progress, self.limits, stop or threading.Event(), self._clock, self._rows()
+        )
         if rows.records == 0:
             return 0
         data = self._commit(rows)
@@ -167,7 +181,7 @@ class Processor:
         self.housekeeping.turn_done()
         return rows.records
 
-    def _commit(self, rows: RawRows) -> pa.Table:
+    def _commit(self, rows: LogRows) -> pa.Table:
         self._phase = "commit"
         started = self._clock()
         target = self._progress.advanced(rows.positions)
@@ -188,7 +202,7 @@ class Processor:
             m.rejected_rows.labels(kind).inc(count)
         return data
 
-    def _derive(self, data: pa.Table, messages: Sequence[Message | None]) -> None:
+    def _derive(self, data: pa.Table, messages: Sequence[Message | None] | None) -> None:
         if self.stage is None:
             return
         self._phase = "stage2"
@@ -200,9 +214,9 @@ class Processor:
         self.metrics.stage_seconds.observe(self._clock() - started)
         self.metrics.stage_watermark.set(self._progress.seq)
 
-    def _checkpoint(self, rows: RawRows) -> None:
+    def _checkpoint(self, rows: LogRows) -> None:
         for shard, offset in rows.positions.items():
-            self.log.save_checkpoint(CONSUMER, shard, offset)
+            self.log.save_checkpoint(self._consumer, shard, offset)
             self.log.trim(shard, offset + 1)
         for shard in self.log.shards():
             lag = self.log.lag(shard, self._progress.after(shard))
@@ -232,7 +246,7 @@ class Processor:
 
         Transient failures are retried with back-off; others are raised."""
         run_turns(
-            "processor",
+            self._name,
             self._turn,
             stop,
             log=_log,
@@ -242,7 +256,7 @@ class Processor:
             idle=IDLE_SECONDS,
             idle_max=IDLE_SECONDS,
         )
-        _log.info("processor stopped", seq=self._progress.seq, positions=self._progress.positions)
+        _log.info(f"{self._name} stopped", seq=self._progress.seq, positions=self._progress.positions)
 
     def _turn(self, stop: threading.Event) -> int:
         committed = self.step(stop)
