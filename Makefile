@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/insightloop demo --duration $(DEMO_DURATION)
 
 test: $(STAMP)
+	$(VENV)/bin/insightloop contracts check --all-versions
 	$(PY) -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP)

@@ -124,3 +124,18 @@ def test_a_bad_working_tree_or_revision_is_an_error(repo: Path) -> None:
     (repo / "contracts" / "track" / "export_downloaded" / "1-0-0.json").write_text("{")
     with pytest.raises(ContractError, match=r"1-0-0\.json: not valid JSON"):
         check_contracts(repo / "contracts")
+
+
+def test_all_versions_catches_a_bad_bump_that_was_already_committed(
+    repo: Path, write_contract: WriteContract
+) -> None:
+    # A type change published as an ADDITION: committed, so a plain check against HEAD sees nothing.
+    props = {**PROPS, "rows": {"type": "string"}}
+    write_contract(repo / "contracts", "track", "export_downloaded", "1-0-1", props, ["report_id"])
+    git(repo, "add", "contracts")
+    git(repo, "commit", "-q", "-m", "a breaking change, badly bumped")
+    assert not check_contracts(repo / "contracts").failed
+    report = check_contracts(repo / "contracts", every_version=True)
+    [error] = report.errors
+    assert error.path.endswith("track/export_downloaded/1-0-1.json")
+    assert "2-0-0" in error.message

@@ -51,12 +51,16 @@ def list_contracts(directory: DirOption = Path("contracts")) -> None:
 def check(
     base: Annotated[str, typer.Option("--base", help="The git revision to compare with.")] = "HEAD",
     directory: DirOption = Path("contracts"),
+    every_version: Annotated[
+        bool,
+        typer.Option("--all-versions", help="Also check each published version against the one before it."),
+    ] = False,
 ) -> None:
     """Fail (exit 1) on a contract edited in place, removed, or bumped less than its change needs."""
     from insightloop.contracts.check import check_contracts
 
     try:
-        report = check_contracts(directory, base)
+        report = check_contracts(directory, base, every_version)
     except ContractError as exc:
         raise _fail(exc) from None
     for finding in report.findings:

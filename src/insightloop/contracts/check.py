@@ -8,6 +8,10 @@ A published version never changes, so, per file:
   the change (see ``compat``), e.g. a type change with ``1-0-0`` → ``1-0-1`` needs ``2-0-0``;
 - a new contract: fine.
 
+With ``every_version`` (``--all-versions``, what ``make test`` and so CI run) each version
+already published is also compared with the version before it, so a clean checkout still
+proves the whole ladder of versions follows the rules, not only what changed since ``base``.
+
 Git is run as a subprocess (``git ls-tree`` / ``git show``) in the contracts folder.
 """
 
@@ -51,8 +55,9 @@ class CheckReport:
         return [f for f in self.findings if not f.ok]
 
 
-def check_contracts(directory: Path | str, base: str = "HEAD") -> CheckReport:
-    """Compare the contracts in ``directory`` with those at git revision ``base``.
+def check_contracts(directory: Path | str, base: str = "HEAD", every_version: bool = False) -> CheckReport:
+    """Compare the contracts in ``directory`` with those at git revision ``base`` (and, with
+    ``every_version``, each published version with the one before it).
 
     ``ContractError`` (a bad file in the working tree) and ``GitError`` are raised; every
     finding about a change is returned in the report.
@@ -77,6 +82,8 @@ def check_contracts(directory: Path | str, base: str = "HEAD") -> CheckReport:
     for relative in sorted(published.keys() & current.keys()):
         contract, before = current[relative], published[relative]
         if before == contract.schema:
+            if every_version:
+                report.findings.append(_new_version(shown(relative), contract, current))
             continue
         report.findings.append(Finding(shown(relative), False, _edited_in_place(contract, before, current)))
     for relative in sorted(current.keys() - published.keys()):
