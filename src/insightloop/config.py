@@ -105,6 +105,8 @@ class CdcConfig(msgspec.Struct, forbid_unknown_fields=True):
     tables: list[str] = msgspec.field(default_factory=list)
     # Prometheus /metrics of the reader on collector.host; 0: not served.
     metrics_port: int = 9466
+    # Prometheus /metrics of the CDC processor (``insightloop cdc-processor``); 0: not served.
+    processor_metrics_port: int = 9467
     # Warn (log and the insightloop_cdc_wal_retention_warning gauge) when the slot makes the
     # server keep more WAL than this many bytes; 0: never.
     wal_warn_bytes: int = 1 << 30

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from insightloop.cli.cdc import cdc_app
+from insightloop.cli.cdc_processor import cdc_processor
 from insightloop.cli.context import CliState, config_errors_exit, fail, state
 from insightloop.cli.contracts import contracts_app
 from insightloop.cli.output import OutputFormat
@@ -22,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(contracts_app, name="contracts")
+app.command("cdc-processor")(cdc_processor)
 app.add_typer(cdc_app, name="cdc")
 app.add_typer(quarantine_app, name="quarantine")
 

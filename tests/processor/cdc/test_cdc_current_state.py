@@ -191,3 +191,23 @@ def test_primary_key_update_moves_the_row(tmp_path: Path, catalog: Catalog) -> N
     log.append("shard-0", [record(source.take())])
     drain(processor(config_for(tmp_path), log, catalog))
     assert_lake_equals_source(catalog, source)
+
+
+def test_status_reports_live_rows_last_lsn_and_history(tmp_path: Path, catalog: Catalog) -> None:
+    from insightloop.processor.cdc.status import cdc_tables_status
+
+    source, log = saas_source(), MemoryLog()
+    for i in range(1, 4):
+        source.insert("public.users", {"id": i, "account_id": 1, "email": f"{i}@x", "settings": None})
+    last = source.delete("public.users", (2,))
+    log.append("shard-0", [record(source.take())])
+    config = config_for(tmp_path)
+    drain(processor(config, log, catalog))
+    (status,) = cdc_tables_status(config, catalog)
+    assert (status.table, status.rows_live, status.rows_deleted, status.last_lsn, status.history_rows) == (
+        "cleaned.app_users",
+        2,
+        1,
+        last.lsn,
+        4,
+    )
