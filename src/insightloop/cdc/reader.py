@@ -307,6 +307,7 @@ class Reader:
                 last_keepalive = now
                 if cursor.wal_end > st.confirmed_lsn:
                     self._confirm(cursor, cursor.wal_end)
+                cursor.send_feedback(reply=True)  # ask for a fresh keepalive (the sent position)
             if now - last_poll >= POLL_SECONDS:
                 last_poll = now
                 self._poll_slot(sql)

@@ -6,8 +6,8 @@ exported when it was created, so they are exactly the database as of the slot's 
 stream then continues with the first transaction committed after it. Each row becomes an
 ``r`` change (lsn = the consistent point, a content-based ``snapshot_event_id``), read
 through a server-side cursor and appended in chunks; the last chunk of a table carries its
-``SnapshotDone`` mark. Columns are read as ``column::text`` so values convert exactly as the
-stream's text values do.
+``SnapshotDone`` mark. Values are kept in PostgreSQL's text output, so they convert exactly
+as the stream's text values do.
 
 A snapshot cannot resume after a crash (the exported snapshot dies with its connection):
 the reader drops the slot and snapshots again, and unchanged rows get the same ids.
@@ -16,12 +16,14 @@ the reader drops the slot and snapshots again, and unchanged rows get the same i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg.adapt
 import structlog
+from psycopg.abc import Buffer
 
 from insightloop.cdc.changes import FORMAT_VERSION, CapturedChange, ChangeBatch, Column, SnapshotDone
 from insightloop.cdc.envelope import Envelopes, TableShape
@@ -31,6 +33,9 @@ _log = structlog.get_logger(__name__)
 
 #: Rows per log record.
 CHUNK_ROWS = 5000
+
+#: A row as read: each value's text output, None for NULL.
+Row = tuple[Any, ...]
 
 
 @dataclass
@@ -92,6 +97,31 @@ def take_snapshot(
     return counts
 
 
+class _Text(psycopg.adapt.Loader):
+    """Keeps a value as PostgreSQL's text output, the bytes pgoutput would send (a ``::text``
+    cast is not always the same: booleans cast to 'true', pgoutput sends 't')."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def select_rows(conn: SqlConnection, shape: TableShape, chunk_rows: int = CHUNK_ROWS) -> Iterator[list[Row]]:
+    """The rows of ``shape``'s table in chunks, each value as its text output (None: NULL);
+    through a server-side cursor, so memory stays bounded."""
+    sql = psycopg.sql
+    query = sql.SQL("SELECT {} FROM {}").format(
+        sql.SQL(", ").join(sql.Identifier(c.name) for c in shape.columns),
+        sql.Identifier(shape.schema, shape.table),
+    )
+    with conn.cursor(name=f"insightloop_snapshot_{shape.table}"[:63]) as cursor:
+        for oid in set(shape.type_oids):
+            cursor.adapters.register_loader(oid, _Text)
+        cursor.itersize = chunk_rows
+        cursor.execute(query)
+        while rows := cursor.fetchmany(chunk_rows):
+            yield rows
+
+
 def _table(
     conn: SqlConnection,
     shape: TableShape,
@@ -101,37 +131,28 @@ def _table(
     append: Callable[[ChangeBatch], None],
     chunk_rows: int,
 ) -> int:
-    sql = psycopg.sql
-    query = sql.SQL("SELECT {} FROM {}").format(
-        sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in shape.columns),
-        sql.Identifier(shape.schema, shape.table),
-    )
     total = 0
-    with conn.cursor(name=f"insightloop_snapshot_{shape.table}"[:63]) as cursor:
-        cursor.itersize = chunk_rows
-        cursor.execute(query)
-        rows = cursor.fetchmany(chunk_rows)
-        while True:
-            following = cursor.fetchmany(chunk_rows) if rows else []
-            last = not following
-            changes = [
-                _read(shape, envelopes, row, lsn, started_us, last and i == len(rows) - 1)
-                for i, row in enumerate(rows)
-            ]
-            total += len(changes)
-            done = [SnapshotDone(shape.name, lsn, total)] if last else []
-            if changes or done:
-                append(ChangeBatch(FORMAT_VERSION, envelopes.source, time.time_ns() // 1000, changes, done))
-            if last:
-                return total
-            rows = following
+    chunks = select_rows(conn, shape, chunk_rows)
+    rows = next(chunks, [])
+    while True:
+        following = next(chunks, [])
+        last = not following
+        changes = [
+            _read(shape, envelopes, row, lsn, started_us, last and i == len(rows) - 1)
+            for i, row in enumerate(rows)
+        ]
+        total += len(changes)
+        done = [SnapshotDone(shape.name, lsn, total)] if last else []
+        append(ChangeBatch(FORMAT_VERSION, envelopes.source, time.time_ns() // 1000, changes, done))
+        if last:
+            return total
+        rows = following
 
 
 def _read(
-    shape: TableShape, envelopes: Envelopes, row: tuple[Any, ...], lsn: int, started_us: int, last: bool
+    shape: TableShape, envelopes: Envelopes, row: Row, lsn: int, started_us: int, last: bool
 ) -> CapturedChange:
-    values = [None if v is None else str(v).encode() for v in row]
-    after, _ = shape.row(values)
+    after, _ = shape.row(row)
     return envelopes.change(
         "r",
         shape,
