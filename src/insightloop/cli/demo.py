@@ -8,6 +8,7 @@ Runs the same supervised children as ``insightloop up``, sends traffic at ``--ra
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import os
@@ -23,14 +24,14 @@ from typing import IO
 from rich.console import Console
 from rich.live import Live
 
-from insightloop.cli.demo_view import DemoView, render_summary
+from insightloop.cli.demo_view import BROKEN, DRIFT, DemoView, render_summary
 from insightloop.cli.services import SERVICES, pipeline_services, running_pid
 from insightloop.cli.supervisor import Policy, Supervisor
 from insightloop.cli.up import collector_url, port_in_use, service_children
 from insightloop.config import Config
 from insightloop.demo.driver import TrafficRun
 from insightloop.demo.report import LakeProbe, LatencyTracker, summarize
-from insightloop.demo.traffic import Traffic
+from insightloop.demo.traffic import DEMO_SHARES, Traffic
 from insightloop.lake.raw_table import SDK_EVENTS
 
 #: Marks a data directory as the demo's own: only such a directory is ever cleared.
@@ -38,6 +39,9 @@ DEMO_MARKER = "demo-run.json"
 HEALTH_TIMEOUT = 60.0
 DRAIN_TIMEOUT = 90.0
 PROBE_EVERY = 1.0
+#: Schema drift starts this far into the traffic (a share of ``--duration``; else seconds).
+DRIFT_SHARE = 0.4
+DRIFT_AFTER_SECONDS = 30.0
 
 
 class DemoError(Exception):
@@ -168,7 +172,10 @@ def _run(
             highlight=False,
         )
 
-        traffic = TrafficRun(Traffic(web_key, mobile_key, seed=seed), url, rate, duration)
+        after = duration * DRIFT_SHARE if duration is not None else DRIFT_AFTER_SECONDS
+        drift_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after)
+        generator = Traffic(web_key, mobile_key, seed=seed, shares=DEMO_SHARES, drift_at=drift_at)
+        traffic = TrafficRun(generator, url, rate, duration)
         probe = LakeProbe(config)
         latency = LatencyTracker(probe)
         view = DemoView(traffic, supervisor, logs.recent, duration)
@@ -200,8 +207,10 @@ def _run(
             live.update(view.render(rows, latency))
         if skipped:
             console.print("\nnot waiting for the pipeline: the report shows what had landed so far")
-        summary = summarize(config)
-        render_summary(console, traffic.stats, summary, latency, PROBE_EVERY)
+        with traffic.lock:
+            probes = {DRIFT: set(traffic.stats.drift_ids), BROKEN: set(traffic.stats.broken_ids)}
+        summary = summarize(config, probes)
+        render_summary(console, traffic.stats, summary, latency, PROBE_EVERY, drift_at)
         console.print(
             "\nexplore it: [bold]insightloop status[/], "
             '[bold]insightloop query "SELECT count(*) FROM cleaned.tracks"[/]'

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from insightloop.cli.supervisor import Supervisor
+from insightloop.demo.catalog import DRIFT_EVENT, DRIFT_PROPERTY, NO_CONTRACT_EVENT
 from insightloop.demo.driver import TrafficRun, TrafficStats
-from insightloop.demo.report import EVENT_TABLES, LakeSummary, LatencyTracker, percentiles
+from insightloop.demo.report import EVENT_TABLES, LakeSummary, LatencyTracker, Outcome, percentiles
+
+#: ``summarize`` probe labels: the drifted and the contract-breaking events the demo sent.
+DRIFT = "drift"
+BROKEN = "broken"
+NO_CONTRACT_TABLE = "cleaned.onboarding_step_completed"
 
 
 @dataclass
@@ -65,7 +73,12 @@ class DemoView:
 
 
 def render_summary(
-    console: Console, stats: TrafficStats, lake: LakeSummary, latency: LatencyTracker, poll_every: float
+    console: Console,
+    stats: TrafficStats,
+    lake: LakeSummary,
+    latency: LatencyTracker,
+    poll_every: float,
+    drift_at: dt.datetime | None = None,
 ) -> None:
     console.print()
     tables = Table("cleaned table", "rows", title="What landed where", title_justify="left")
@@ -75,10 +88,12 @@ def render_summary(
         tables.add_row("(none yet)", "0")
     console.print(tables)
 
-    quarantine = Table("quarantine reason", "rows", title="Quarantine", title_justify="left")
-    for reason, count in lake.quarantine:
-        quarantine.add_row(reason, f"{count:,}")
-    quarantine.add_row("[bold]total[/]", f"{lake.quarantine_total:,}")
+    quarantine = Table("kind", "contract", "rows", "example reason", title="Quarantine", title_justify="left")
+    for line in lake.quarantine:
+        quarantine.add_row(line.kind, line.contract or "-", f"{line.rows:,}", Text(line.example))
+    quarantine.add_row(
+        "[bold]total[/]", "", f"{lake.quarantine_total:,}", "insightloop quarantine list | show"
+    )
     console.print(quarantine)
 
     facts = Table.grid(padding=(0, 2))
@@ -90,6 +105,7 @@ def render_summary(
         f"incl. {stats.retried_copies:,} re-sent copies ({stats.valid_distinct:,} distinct), "
         f"{stats.invalid_distinct:,} invalid",
     )
+    _contract_facts(facts, stats, lake, drift_at)
     copies = lake.raw_good - lake.raw_distinct_good
     facts.add_row(
         "raw",
@@ -99,7 +115,8 @@ def render_summary(
     if lake.cleaned:
         facts.add_row(
             "duplicates",
-            f"{lake.raw_good - lake.landed:,} removed by messageId on the way to cleaned "
+            f"{lake.raw_good - lake.landed - lake.stage2_quarantined:,} removed by messageId on the way to "
+            "cleaned "
             f"(sent {stats.retried_copies:,} re-sent copies)",
         )
         facts.add_row(
@@ -130,3 +147,38 @@ def render_summary(
             + (f"; {len(latency.pending)} never seen)" if latency.pending else ")"),
         )
     console.print(Panel(Group(facts), title="Summary", title_align="left"))
+
+
+def _contract_facts(
+    facts: Table, stats: TrafficStats, lake: LakeSummary, drift_at: dt.datetime | None
+) -> None:
+    """What became of the events sent to drift from, break or lack their contracts: counted in
+    the tables (by message id), beside what the generator sent."""
+    if drift_at is not None:
+        when = drift_at.astimezone(dt.UTC).strftime("%H:%M:%S")
+        facts.add_row(
+            "schema drift",
+            f"{DRIFT_EVENT!r} gained {DRIFT_PROPERTY!r} at {when} UTC: "
+            + _outcome_text(stats.drift_sent, len(stats.drift_ids), lake.outcomes.get(DRIFT)),
+        )
+    facts.add_row(
+        "broken contract",
+        "wrong type or missing property: "
+        + _outcome_text(stats.broken_sent, len(stats.broken_ids), lake.outcomes.get(BROKEN)),
+    )
+    loaded = lake.cleaned.get(NO_CONTRACT_TABLE, 0)
+    check = "✓" if loaded == stats.no_contract_distinct else "[red]✗[/]"
+    facts.add_row(
+        "no contract",
+        f"{NO_CONTRACT_EVENT!r}: sent {stats.no_contract_distinct:,} distinct, loaded {loaded:,} "
+        f"in {NO_CONTRACT_TABLE} (allowed by default) {check}",
+    )
+
+
+def _outcome_text(sent: int, distinct: int, outcome: Outcome | None) -> str:
+    found = outcome or Outcome()
+    check = "✓" if found.contract_violations == sent and found.loaded == 0 else "[red]✗[/]"
+    return (
+        f"sent {sent:,} ({distinct:,} distinct), quarantined {found.contract_violations:,} as "
+        f"contract_violation, loaded {found.loaded:,} {check}"
+    )

@@ -57,6 +57,7 @@ APP_PAGES = [
 SCREENS = ["Home", "Dashboard Detail", "Report Detail", "Notifications", "Settings", "Search"]
 REFERRERS = ["https://www.google.com/", "https://www.linkedin.com/", "https://news.ycombinator.com/", "", ""]
 REPORT_TYPES = ["funnel", "retention", "cohort", "kpi", "segmentation"]
+ONBOARDING_STEPS = ["connect_source", "invite_team", "first_report", "first_dashboard", "set_alert"]
 DASHBOARDS = ["Weekly KPIs", "Activation", "Revenue", "Support Load", "Onboarding Funnel"]
 
 Properties = Callable[[random.Random], dict[str, Any]]
@@ -100,3 +101,12 @@ FEATURE_EVENTS: list[tuple[str, Properties, int]] = [
     ),
 ]
 FEATURE_WEIGHTS = [weight for _, _, weight in FEATURE_EVENTS]
+#: A track event with no contract in contracts/: the default policy (``no_contract = "allow"``)
+#: loads it as it is.
+NO_CONTRACT_EVENT = "Onboarding Step Completed"
+
+#: Schema drift: from some point on, a new client version adds a property to this event that
+#: its contract (``additionalProperties: false``) does not allow.
+DRIFT_EVENT = "Export Downloaded"
+DRIFT_PROPERTY = "destination"
+DRIFT_VALUES = ["google_drive", "s3", "email"]

@@ -35,6 +35,15 @@ class TrafficStats:
     retried_copies: int = 0
     invalid_distinct: int = 0
     late_distinct: int = 0
+    #: Drifted events accepted, re-sent copies included (quarantine keeps every copy).
+    drift_sent: int = 0
+    #: Contract-breaking events accepted, re-sent copies included.
+    broken_sent: int = 0
+    #: Distinct valid events with no contract accepted.
+    no_contract_distinct: int = 0
+    #: messageIds of the drifted and of the contract-breaking events accepted.
+    drift_ids: set[str] = field(default_factory=set)
+    broken_ids: set[str] = field(default_factory=set)
     types: Counter[str] = field(default_factory=Counter)
     #: Marker messageId → when its batch was accepted (``time.monotonic()``).
     markers: dict[str, float] = field(default_factory=dict)
@@ -145,6 +154,10 @@ class TrafficRun:
             stats.requests_ok += 1
             stats.events_accepted += batch.events
             stats.valid_sent += len(batch.valid_ids)
+            stats.drift_sent += len(batch.drifted_ids)
+            stats.broken_sent += len(batch.broken_ids)
+            stats.drift_ids.update(batch.drifted_ids)
+            stats.broken_ids.update(batch.broken_ids)
             if batch.batch_id in self._accepted:
                 stats.retried_copies += len(batch.valid_ids)
                 return
@@ -152,6 +165,7 @@ class TrafficRun:
             stats.valid_distinct += len(batch.valid_ids)
             stats.invalid_distinct += batch.invalid
             stats.late_distinct += batch.late
+            stats.no_contract_distinct += len(batch.no_contract_ids)
             stats.types.update(batch.types)
             if batch.marker is not None and now - self._last_marker >= self.marker_every:
                 stats.markers[batch.marker] = now

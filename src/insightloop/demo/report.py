@@ -1,6 +1,9 @@
 """What the demo's traffic became: progress while it runs, and the final account of what
-landed where (per table, quarantine by reason, duplicates removed, late events) and how
-fast (time from the collector's 200 to the event being queryable in the warehouse).
+landed where (per table, quarantine by kind and contract, duplicates removed, late events)
+and how fast (time from the collector's 200 to the event being queryable in the warehouse).
+
+Events the demo sent on purpose to break their contracts are looked up by id
+(``summarize(..., probes)``): how many of them are in quarantine, and how many in cleaned.
 
 Reads the lake like any user would: snapshot summaries for cheap counts, the warehouse
 views for everything else.
@@ -9,7 +12,7 @@ views for everything else.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -26,9 +29,8 @@ from insightloop.warehouse.views import quote_ident
 EVENT_TABLES = ("tracks", "pages", "screens", "identifies", "groups", "aliases")
 #: Names the message id may have in a cleaned table, in order of preference.
 ID_COLUMNS = ("message_id", "event_id", "messageid", "id")
-#: Columns that say why a row is in quarantine, grouped by in the report when present.
-REASON_COLUMNS = (("kind", "failure_kind", "reason_kind", "reason"), ("field",))
 MARKER_TABLE = "cleaned.tracks"
+QUARANTINE_TABLE = "quarantine.sdk_events"
 
 
 class LakeProbe:
@@ -91,11 +93,36 @@ def first_column(con: duckdb.DuckDBPyConnection, qualified: str, candidates: Col
     return next((present[c] for c in candidates if c in present), None)
 
 
+@dataclass(frozen=True)
+class QuarantineLine:
+    """Quarantined rows of one failure kind and contract, with one of their reasons."""
+
+    kind: str
+    contract: str | None
+    rows: int
+    example: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where the events of one probe (a set of message ids) ended up."""
+
+    quarantined: int = 0
+    #: Of ``quarantined``, rows of kind contract_violation.
+    contract_violations: int = 0
+    #: Rows in cleaned.tracks.
+    loaded: int = 0
+
+
 @dataclass
 class LakeSummary:
     cleaned: dict[str, int] = field(default_factory=dict)
-    quarantine: list[tuple[str, int]] = field(default_factory=list)
+    quarantine: list[QuarantineLine] = field(default_factory=list)
     quarantine_total: int = 0
+    #: Quarantined by stage 2 (not rejected by the collector): contract failures and the like.
+    stage2_quarantined: int = 0
+    #: Per probe label, where its events ended up.
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
     raw_rows: int = 0
     raw_rejected: int = 0
     raw_distinct_good: int = 0
@@ -111,7 +138,8 @@ class LakeSummary:
         return self.raw_rows - self.raw_rejected
 
 
-def summarize(config: Config) -> LakeSummary:
+def summarize(config: Config, probes: Mapping[str, Collection[str]] | None = None) -> LakeSummary:
+    """The lake's account of the run; ``probes`` (label → message ids): where those went."""
     summary = LakeSummary()
     if not lake_exists(config):
         return summary
@@ -121,7 +149,10 @@ def summarize(config: Config) -> LakeSummary:
             if name.startswith("cleaned."):
                 summary.cleaned[name] = _count(con, name)
         summary.landed = sum(summary.cleaned.get(f"cleaned.{t}", 0) for t in EVENT_TABLES)
-        _quarantine(warehouse, summary)
+        if QUARANTINE_TABLE in warehouse.pins:
+            _quarantine(con, summary)
+        for label, ids in (probes or {}).items():
+            summary.outcomes[label] = _outcome(warehouse, list(ids))
         if SDK_EVENTS in warehouse.pins:
             _raw(con, summary)
     return summary
@@ -132,21 +163,33 @@ def _count(con: duckdb.DuckDBPyConnection, table: str, where: str = "true") -> i
     return int(row[0]) if row else 0
 
 
-def _quarantine(warehouse: Warehouse, summary: LakeSummary) -> None:
-    tables = [name for name in warehouse.pins if name.startswith("quarantine.")]
-    for table in sorted(tables):
-        columns = {c.lower(): c for c in columns_of(warehouse.con, table)}
-        keys = [next((columns[c] for c in group if c in columns), None) for group in REASON_COLUMNS]
-        chosen = [k for k in keys if k is not None]
-        if not chosen:
-            summary.quarantine.append((table, _count(warehouse.con, table)))
-            continue
-        label = " || ' / ' || ".join(f"coalesce(CAST({quote_ident(k)} AS VARCHAR), '-')" for k in chosen)
-        rows = warehouse.con.execute(
-            f"SELECT {label} AS reason, count(*) FROM {table} GROUP BY ALL ORDER BY 2 DESC, 1"
-        ).fetchall()
-        summary.quarantine.extend((str(reason), int(n)) for reason, n in rows)
-    summary.quarantine_total = sum(n for _, n in summary.quarantine)
+def _quarantine(con: duckdb.DuckDBPyConnection, summary: LakeSummary) -> None:
+    contract = "contract" if "contract" in columns_of(con, QUARANTINE_TABLE) else "CAST(NULL AS VARCHAR)"
+    rows = con.execute(
+        f"SELECT coalesce(kind, '-'), {contract}, count(*), min(reason) FROM {QUARANTINE_TABLE} "
+        "GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+    ).fetchall()
+    summary.quarantine = [QuarantineLine(str(k), c, int(n), str(example or "")) for k, c, n, example in rows]
+    summary.quarantine_total = sum(line.rows for line in summary.quarantine)
+    summary.stage2_quarantined = _count(con, QUARANTINE_TABLE, "coalesce(stream, '') <> 'rejected'")
+
+
+def _outcome(warehouse: Warehouse, ids: list[str]) -> Outcome:
+    con = warehouse.con
+    quarantined = violations = loaded = 0
+    if ids and QUARANTINE_TABLE in warehouse.pins:
+        row = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE kind = 'contract_violation') FROM {QUARANTINE_TABLE} "
+            "WHERE list_contains(?::VARCHAR[], event_id)",
+            [ids],
+        ).fetchone()
+        quarantined, violations = (int(row[0]), int(row[1])) if row else (0, 0)
+    if ids and MARKER_TABLE in warehouse.pins:
+        found = con.execute(
+            f"SELECT count(*) FROM {MARKER_TABLE} WHERE list_contains(?::VARCHAR[], id)", [ids]
+        ).fetchone()
+        loaded = int(found[0]) if found else 0
+    return Outcome(quarantined, violations, loaded)
 
 
 def _raw(con: duckdb.DuckDBPyConnection, summary: LakeSummary) -> None:

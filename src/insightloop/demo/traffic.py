@@ -9,12 +9,20 @@ out-of-order events, mobile sessions flushed days late (old timestamps, ``sentAt
 client whose clock is hours off, and now and then an invalid event (no user or anonymous
 id) inside an otherwise good batch.
 
+Contract trouble, when asked for (``DEMO_SHARES`` and ``drift_at``; the defaults send none, so
+plain traffic meets every contract in ``contracts/``): schema drift (from ``drift_at`` on, a
+new client version adds a property that ``DRIFT_EVENT``'s contract does not allow), events
+that break their contract (a wrong type, a missing required property), and an event that has
+no contract at all (loaded under the default policy). Each batch says which of its events
+are which, so the demo can compare what it sent with what the tables hold.
+
 Bodies are built only when asked for (so ``sentAt`` is the real send time), from contexts
 and traits built once per user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import random
@@ -28,11 +36,17 @@ import orjson
 from insightloop.demo.catalog import (
     APP_PAGES,
     COMPANIES,
+    DASHBOARDS,
+    DRIFT_EVENT,
+    DRIFT_PROPERTY,
+    DRIFT_VALUES,
     FEATURE_EVENTS,
     FEATURE_WEIGHTS,
     FIRST_NAMES,
     LAST_NAMES,
     MARKETING_PAGES,
+    NO_CONTRACT_EVENT,
+    ONBOARDING_STEPS,
     PLANS,
     REFERRERS,
     ROLES,
@@ -56,6 +70,14 @@ class Shares:
     invalid_batches: float = 0.06
     #: Batches whose events are not in time order.
     shuffled_batches: float = 0.15
+    #: Batches carrying one track event that breaks its contract (wrong type, missing property).
+    contract_broken_batches: float = 0.0
+    #: Batches carrying one track event that has no contract (``NO_CONTRACT_EVENT``).
+    no_contract_batches: float = 0.0
+
+
+#: The demo's shares: the nasty data above plus events that break or lack their contract.
+DEMO_SHARES = Shares(contract_broken_batches=0.04, no_contract_batches=0.05)
 
 
 @dataclass(frozen=True)
@@ -66,16 +88,24 @@ class OutgoingBatch:
     write_key: str
     body: bytes
     events: int
-    #: messageIds of the events that meet the spec.
+    #: messageIds of the events that meet the spec and their contract (or have none): the
+    #: events expected in cleaned.
     valid_ids: tuple[str, ...]
     invalid: int
-    #: Valid events whose client time is more than ``LATE_AFTER`` before ``sentAt``.
+    #: Events meeting the spec (valid, drifted, broken) whose client time is more than
+    #: ``LATE_AFTER`` before ``sentAt``.
     late: int
     #: A byte-for-byte re-send of batch ``batch_id``.
     retry: bool
     #: A valid, on-time track event's messageId, for measuring time to visibility.
     marker: str | None
     types: Counter[str] = field(default_factory=Counter)
+    #: Events that meet the spec but carry the drift property (``DRIFT_EVENT``).
+    drifted_ids: tuple[str, ...] = ()
+    #: Events that meet the spec but break their contract.
+    broken_ids: tuple[str, ...] = ()
+    #: Valid events with no contract (also in ``valid_ids``).
+    no_contract_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,10 +149,14 @@ class Traffic:
         seed: int = 7,
         shares: Shares | None = None,
         accounts: int = 12,
+        drift_at: dt.datetime | None = None,
     ) -> None:
         self.web_key = web_write_key
         self.mobile_key = mobile_write_key
         self.shares = shares or Shares()
+        #: From this time on, ``DRIFT_EVENT`` events carry ``DRIFT_PROPERTY`` (None: never).
+        self.drift_at = drift_at
+        self._drifting = False
         self._rng = random.Random(seed)
         self._accounts = [self._account(i) for i in range(min(accounts, len(COMPANIES)))]
         self._users = [self._user(i) for i in range(len(self._accounts) * 6)]
@@ -201,24 +235,14 @@ class Traffic:
             return self._retries.pop(0)[1]
         batch = self._new_batch(self._next_id, now)
         if self._rng.random() < self.shares.retried_batches:
-            again = OutgoingBatch(
-                batch.batch_id,
-                batch.write_key,
-                batch.body,
-                batch.events,
-                batch.valid_ids,
-                batch.invalid,
-                batch.late,
-                retry=True,
-                marker=None,
-                types=batch.types,
-            )
+            again = dataclasses.replace(batch, retry=True, marker=None)
             self._retries.append((self._next_id + self._rng.randrange(1, 5), again))
             self._retries.sort(key=lambda item: item[0])
         return batch
 
     def _new_batch(self, batch_id: int, now: dt.datetime) -> OutgoingBatch:
         r = self._rng
+        self._drifting = self.drift_at is not None and now >= self.drift_at
         user = r.choice(self._users)
         kind = r.choices(["visit", "web", "mobile"], weights=[15, 55, 30])[0]
         late = False
@@ -238,9 +262,26 @@ class Traffic:
         for event, gap in zip(events, gaps, strict=True):
             moment += dt.timedelta(seconds=gap)
             event["timestamp"] = iso(moment)
-        marker = next((e["messageId"] for e in events if e["type"] == "track"), None)
-        valid = [e["messageId"] for e in events]
-        types = Counter(e["type"] for e in events)
+        drifted = [e["messageId"] for e in events if DRIFT_PROPERTY in e.get("properties", {})]
+        marker = next(
+            (e["messageId"] for e in events if e["type"] == "track" and e["messageId"] not in drifted), None
+        )
+        breaking: list[str] = []
+        no_contract: list[str] = []
+        context = user.mobile_context if kind == "mobile" else user.web_context
+        for share, make, ids in (
+            (self.shares.contract_broken_batches, self._broken_track, breaking),
+            (self.shares.no_contract_batches, self._uncontracted_track, no_contract),
+        ):
+            if r.random() < share:
+                extra = make(user, context)
+                extra["timestamp"] = events[-1]["timestamp"]
+                events.insert(r.randrange(len(events) + 1), extra)
+                ids.append(extra["messageId"])
+        valid = [
+            e["messageId"] for e in events if e["messageId"] not in drifted and e["messageId"] not in breaking
+        ]
+        types = Counter(e["type"] for e in events if e["messageId"] in valid)
         invalid = 0
         if r.random() < self.shares.invalid_batches:
             broken = {k: v for k, v in r.choice(events).items() if k not in ("userId", "anonymousId")}
@@ -257,10 +298,14 @@ class Traffic:
             events=len(events),
             valid_ids=tuple(valid),
             invalid=invalid,
-            late=len(valid) if late else 0,
+            # Late events are counted in raw, where drifted and broken ones are too.
+            late=len(valid) + len(drifted) + len(breaking) if late else 0,
             retry=False,
             marker=None if late else marker,
             types=types,
+            drifted_ids=tuple(drifted),
+            broken_ids=tuple(breaking),
+            no_contract_ids=tuple(no_contract),
         )
 
     # -- sessions ---------------------------------------------------------------------------
@@ -286,7 +331,28 @@ class Traffic:
     def _track(self, user: _User, context: dict[str, Any]) -> dict[str, Any]:
         name, properties, _ = self._rng.choices(FEATURE_EVENTS, weights=FEATURE_WEIGHTS)[0]
         props = properties(self._rng)
+        if self._drifting and name == DRIFT_EVENT:
+            props[DRIFT_PROPERTY] = self._rng.choice(DRIFT_VALUES)
         return self._message("track", user, context, event=name, properties=props)
+
+    def _broken_track(self, user: _User, context: dict[str, Any]) -> dict[str, Any]:
+        """A track event that breaks its contract: ``widgets`` sent as text, or a Report
+        Created without its required ``report_type``."""
+        r = self._rng
+        if r.random() < 0.5:
+            props: dict[str, Any] = {
+                "dashboard_id": f"dsh_{r.randrange(1, 60):03d}",
+                "dashboard_name": r.choice(DASHBOARDS),
+                "widgets": str(r.randrange(2, 18)),
+            }
+            return self._message("track", user, context, event="Dashboard Viewed", properties=props)
+        props = {"report_id": f"rpt_{r.getrandbits(32):08x}", "data_source": "events"}
+        return self._message("track", user, context, event="Report Created", properties=props)
+
+    def _uncontracted_track(self, user: _User, context: dict[str, Any]) -> dict[str, Any]:
+        r = self._rng
+        props = {"step": r.choice(ONBOARDING_STEPS), "step_number": r.randrange(1, 6)}
+        return self._message("track", user, context, event=NO_CONTRACT_EVENT, properties=props)
 
     def _visit(self, user: _User, signs_up: bool) -> list[dict[str, Any]]:
         """Anonymous marketing pages; a visitor who signs up then identifies, joins their
