@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import datetime as dt
 import socket
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from cli_kit import at, raw_row
 from pyiceberg.schema import Schema
 from pyiceberg.types import NestedField, StringType, TimestamptzType
 
@@ -37,24 +37,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.fixture
 def config(env: dict[str, str]) -> Config:
     return load_config()
-
-
-def at(second: int) -> dt.datetime:
-    return dt.datetime(2026, 11, 1, 12, 0, second, tzinfo=dt.UTC)
-
-
-def raw_row(event_id: str, second: int, seq: int) -> dict[str, object]:
-    return {
-        "event_id": event_id,
-        "source": "web",
-        "stream": "track",
-        "schema_name": "Report Created",
-        "event_time": at(second),
-        "received_at": at(second),
-        "payload": b'{"type":"track"}',
-        "origin": f"log:shard-0:{seq}:0",
-        "ingest_seq": seq,
-    }
 
 
 @pytest.fixture

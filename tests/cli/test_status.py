@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pyarrow as pa
 import pytest
-from conftest import raw_row
+from cli_kit import raw_row
 from typer.testing import CliRunner
 
 from insightloop.cli.main import app

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import WriteContract, git
+from contracts_kit import WriteContract, git
 
 from insightloop.contracts.check import check_contracts
 from insightloop.contracts.errors import ContractError, GitError

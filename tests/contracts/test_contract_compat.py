@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import contract_schema
+from contracts_kit import contract_schema
 
 from insightloop.contracts.compat import bump_error, compare
 from insightloop.contracts.schemaver import Level, SchemaVer

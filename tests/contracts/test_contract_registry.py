@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import WriteContract, contract_schema
+from contracts_kit import WriteContract, contract_schema
 
 from insightloop.contracts.errors import ContractError
 from insightloop.contracts.registry import Registry

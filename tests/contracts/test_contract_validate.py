@@ -5,7 +5,7 @@ from pathlib import Path
 import msgspec
 import orjson
 import pytest
-from conftest import WriteContract
+from contracts_kit import WriteContract
 
 from insightloop.contracts.registry import Contract, Registry
 from insightloop.contracts.validate import OK, Violation, validate, validate_batch

@@ -5,7 +5,7 @@ from pathlib import Path
 import orjson
 import pytest
 import typer
-from conftest import WriteContract, git
+from contracts_kit import WriteContract, git
 from typer.testing import CliRunner
 
 from insightloop.cli.contracts import contracts_app
