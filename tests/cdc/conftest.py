@@ -3,6 +3,7 @@ gets a fresh database with the demo schema, its own slot and publication, and a 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,10 +43,8 @@ def dsn(pg_port: int) -> Iterator[str]:
         for (slot,) in conn.execute(
             "SELECT slot_name FROM pg_replication_slots WHERE database = %s", (name,)
         ).fetchall():
-            try:
+            with contextlib.suppress(psycopg.errors.ObjectInUse):
                 conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-            except psycopg.errors.ObjectInUse:
-                pass
 
 
 @pytest.fixture

@@ -53,7 +53,8 @@ def test_streamed_changes_come_in_commit_order_with_before_and_after(config: Con
             conn.execute("INSERT INTO memberships (account_id, user_id, role) VALUES (1, 7, 'owner')")
         conn.execute("UPDATE accounts SET mrr = 99.99, settings = '{\"x\": [1, 2]}' WHERE id = 1")
         conn.execute(
-            "INSERT INTO feature_flags (account_id, flag, enabled, rollout, tags) VALUES (2, 'f', true, 0.5, '{a,\"b c\"}')"
+            "INSERT INTO feature_flags (account_id, flag, enabled, rollout, tags)"
+            " VALUES (2, 'f', true, 0.5, '{a,\"b c\"}')"
         )
         conn.execute("DELETE FROM memberships WHERE account_id = 1 AND user_id = 7")
         conn.execute("TRUNCATE feature_flags")
@@ -108,7 +109,8 @@ def test_schema_change_shows_in_columns(config: Config, dsn: str) -> None:
         wait_caught_up(config, dsn)
         conn.execute("INSERT INTO accounts (id, name) VALUES (1, 'Acme')")
         conn.execute(
-            "INSERT INTO invoices (account_id, number, amount, amount_cents, issued_at) VALUES (1, 'I1', 1, 100, now())"
+            "INSERT INTO invoices (account_id, number, amount, amount_cents, issued_at)"
+            " VALUES (1, 'I1', 1, 100, now())"
         )
         conn.execute("ALTER TABLE accounts ADD COLUMN industry text")
         conn.execute("UPDATE accounts SET industry = 'saas' WHERE id = 1")
