@@ -71,7 +71,14 @@ def main() -> int:
     results["baseline"] = baselines()
     print("baseline:", json.dumps(results["baseline"], indent=2))
     only = sys.argv[1:]
-    for name in ("bench_log", "bench_processor", "bench_cleaned", "bench_contracts", "bench_http"):
+    for name in (
+        "bench_log",
+        "bench_processor",
+        "bench_cleaned",
+        "bench_contracts",
+        "bench_http",
+        "bench_cdc_reader",
+    ):
         if only and name not in only:
             continue
         try:
