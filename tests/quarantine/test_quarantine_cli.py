@@ -34,7 +34,7 @@ def test_list_groups_newest_first_with_totals(lake: Config) -> None:
         ("web", "contract_violation", "track/report_created/1-0-1", 1),
     ]
     drift = data["groups"][4]
-    assert drift["reason"].startswith("1 violation(s) of track/report_created/1-0-1: /colour")
+    assert drift["reason"] == "broke /colour additionalProperties"
     assert drift["last_received"] == "2026-10-31T12:00:00+00:00"
 
 

@@ -43,7 +43,12 @@ def test_warnings_are_counted(config: Config, monkeypatch: pytest.MonkeyPatch) -
         track(f"bad-{i}", "Dashboard Viewed", {"dashboard_id": "d1", "widgets": "12"}) for i in range(3)
     ]
     ingest(cleaner.stage, warn, 1, body(events, NOW), "web", HALF_AN_HOUR_AGO)
-    assert metrics.registry.get_sample_value("insightloop_contract_warnings_total", {"contract": "all"}) == 3
+    assert (
+        metrics.registry.get_sample_value(
+            "insightloop_contract_warnings_total", {"contract": "track/dashboard_viewed/1-0-0"}
+        )
+        == 3
+    )
     assert (
         metrics.registry.get_sample_value(
             "insightloop_quarantine_rows_total",

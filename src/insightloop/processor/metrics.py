@@ -18,8 +18,6 @@ _log = structlog.get_logger(__name__)
 
 _SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _CHECK_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
-#: The ``contract`` label of warnings while stage 2 reports only their total per apply.
-ALL_CONTRACTS = "all"
 
 
 class ProcessorMetrics:
@@ -128,7 +126,7 @@ class StageStats(Protocol):
     @property
     def quarantine_counts(self) -> dict[tuple[str, str, str], int]: ...
     @property
-    def contract_warnings(self) -> int: ...
+    def contract_warned(self) -> dict[str, int]: ...
     @property
     def contract_seconds(self) -> float: ...
 
@@ -146,8 +144,8 @@ def observe_stage_stats(metrics: ProcessorMetrics) -> Callable[[StageStats], Non
     def observe(stats: StageStats) -> None:
         for (source, kind, contract), rows in stats.quarantine_counts.items():
             metrics.quarantine_rows.labels(source, kind, contract).inc(rows)
-        if stats.contract_warnings:
-            metrics.contract_warnings.labels(ALL_CONTRACTS).inc(stats.contract_warnings)
+        for contract, warned in stats.contract_warned.items():
+            metrics.contract_warnings.labels(contract).inc(warned)
         if stats.contract_seconds:
             metrics.contract_check_seconds.observe(stats.contract_seconds)
 

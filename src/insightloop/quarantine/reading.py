@@ -101,14 +101,23 @@ def count(con: duckdb.DuckDBPyConnection, selection: Selection) -> int:
     return int(row[0]) if row else 0
 
 
+#: What a group of rows has in common: for contract violations the rules broken (where and
+#: which keyword: the values in their messages would split a group per value), otherwise the
+#: first line of the reason.
+_REASON_LINE = """CASE WHEN violations IS NOT NULL AND violations <> '' THEN 'broke ' || array_to_string(
+    list_transform(from_json(violations, '[{"pointer": "VARCHAR", "keyword": "VARCHAR"}]'),
+                   lambda v: coalesce(nullif(v.pointer, ''), '/') || ' ' || v.keyword), ', ')
+    ELSE coalesce(split_part(reason, chr(10), 1), '') END"""
+
+
 def groups(con: duckdb.DuckDBPyConnection, selection: Selection) -> list[Group]:
-    """``selection``'s rows grouped by source, stream, kind, contract and the first line of
-    their reason, the group with the newest row first."""
+    """``selection``'s rows grouped by source, stream, kind, contract and what went wrong (the
+    rules broken, or the first line of the reason), the group with the newest row first."""
     where, params = selection.sql()
     rows = con.execute(
         f"""
         SELECT source, stream, kind, contract,
-               coalesce(split_part(reason, chr(10), 1), '') AS reason_line,
+               {_REASON_LINE} AS reason_line,
                count(*) AS n, min(received_at), max(received_at)
         FROM {VIEW} WHERE {where}
         GROUP BY ALL

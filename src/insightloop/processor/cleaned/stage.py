@@ -76,8 +76,9 @@ class ApplyStats:
     quarantined: int = 0
     #: Events quarantined for their contract (a violation under ``enforce``, or none at all).
     contract_quarantined: int = 0
-    #: Invalid events loaded anyway under ``warn``.
+    #: Invalid events loaded anyway under ``warn``, and their count by contract key.
     contract_warnings: int = 0
+    contract_warned: dict[str, int] = field(default_factory=dict)
     contract_seconds: float = 0.0
     tables: int = 0
     dropped_values: int = 0
@@ -261,6 +262,7 @@ class CleanedStage:
         stats = self.stats
         stats.contract_seconds = time.perf_counter() - checking
         stats.contract_warnings = sum(checked.warned.values())
+        stats.contract_warned = checked.warned
         if checked.warned:
             _log.warning("events loaded despite their contracts (warn)", by_contract=checked.warned)
         models.update((good[position], model) for position, model in checked.models.items())
