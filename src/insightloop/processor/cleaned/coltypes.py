@@ -18,15 +18,16 @@ about a value's column type is here (a contract's hints, ``hints``, choose among
   ``12`` → ``"12"``, ``true`` → ``"true"``); a ``long`` within ±2^53 into a ``double`` column.
   Every other value goes into the column's twin of the value's own type,
   ``<column>__<type>`` (``price__double`` next to a ``long`` ``price``; ``plan__string``
-  next to a ``boolean`` ``plan``), created when first needed. A ``long`` fits an ``int``
-  column within ±2^31; an ``int``, a ``long`` or ``double`` column.
+  next to a ``boolean`` ``plan``), created when first needed. A ``long`` within 32 bits
+  goes into an ``int`` column (a bigger one promotes the column, below).
 - A column changes type only by Iceberg's int → long promotion (``promotion``): an ``int``
   column becomes ``long`` in place when a value needs 64 bits or its contract now says
   ``long`` (a REVISION raised the ``maximum``). Old files stay readable by every engine
   (they read as ``long``). Any other change (long → double …) is a twin column instead.
 
-Every decision depends on the value alone (and, for a new column, on the first value), never
-on how rows were cut into batches: a replay in other batches makes the same tables.
+Every decision depends on the value alone (and, for a new column, on the contract or the
+first value; for a promotion, on whether any value needed 64 bits), never on how rows were
+cut into batches: a replay in other batches makes the same tables.
 """
 
 from __future__ import annotations
