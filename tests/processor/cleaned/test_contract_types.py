@@ -90,15 +90,19 @@ def test_a_32_bit_integer_makes_an_int_column_and_other_types_follow_the_contrac
         "gift": {"type": "boolean"},
         "shipping": {"type": "object", "properties": {"days": {"type": "integer", "maximum": 30}}},
         "tags": {"type": "array"},
+        "level": {"type": ["integer", "null"], "exclusiveMinimum": -1, "exclusiveMaximum": 6},
+        "score": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
     }
     write_contract(folder, "track", "order_placed", "1-0-0", properties)
-    event = order("a", quantity=3, sku="X1", gift=True, shipping={"days": 2}, tags=["new"])
+    event = order("a", quantity=3, sku="X1", gift=True, shipping={"days": 2}, tags=["new"], level=5, score=7)
     CleanedStage(catalog, config).apply(*raw_rows([event], seq=1))
 
     types = column_types(catalog, TABLE)
     assert types["quantity"] == IntegerType()
     assert types["shipping_days"] == LongType()  # no minimum: not known to fit 32 bits
     assert (types["sku"], types["gift"], types["tags"]) == (StringType(), BooleanType(), StringType())
+    assert types["level"] == IntegerType()
+    assert types["score"] == LongType()  # no single type in the contract: the value decides
     assert rows(catalog, TABLE)[0]["quantity"] == 3
 
 

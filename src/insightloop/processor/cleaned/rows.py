@@ -259,6 +259,7 @@ def dynamic_named(
 
 #: Tables of one contract whatever the event: message type and contract name.
 _ONE_CONTRACT = {IDENTIFIES.identifier: ("identify", TRAITS), GROUPS.identifier: ("group", TRAITS)}
+_BY_IDENTIFIER = frozenset(spec.identifier for spec in BY_TYPE.values())
 
 
 def contract_target(prepared: Prepared, group: Group) -> tuple[str, str, int | None] | None:
@@ -283,9 +284,6 @@ def contract_target(prepared: Prepared, group: Group) -> tuple[str, str, int | N
     if suffix != table and suffix.isdigit():
         return "track", event, int(suffix)
     return None
-
-
-_BY_IDENTIFIER = frozenset(spec.identifier for spec in BY_TYPE.values())
 
 
 def build(
