@@ -82,6 +82,10 @@ POLL_SECONDS = 5.0
 KEEPALIVE_CONFIRM_SECONDS = 1.0
 
 
+class _Stopped(Exception):
+    """Asked to stop in the middle of a snapshot."""
+
+
 @dataclass
 class _Pending:
     records: list[bytes] = field(default_factory=list)
@@ -152,7 +156,11 @@ class Reader:
                 envelopes = Envelopes(self.settings.source, database)
                 reason = self._snapshot_reason(sql, system_id, database)
                 if reason is not None:
-                    self._snapshot(sql, cursor, envelopes, system_id, database, reason)
+                    try:
+                        self._snapshot(sql, cursor, envelopes, system_id, database, reason, stop)
+                    except _Stopped:
+                        _log.info("stopped during the snapshot: it starts over at the next start")
+                        return
                 if not stop.is_set():
                     self._stream(sql, cursor, envelopes, stop)
             finally:
@@ -195,6 +203,7 @@ class Reader:
         system_id: str,
         database: str,
         reason: str,
+        stop: threading.Event,
     ) -> None:
         name = self.settings.slot
         previous = self.state
@@ -235,6 +244,8 @@ class Reader:
         )
 
         def append(batch: ChangeBatch) -> None:
+            if stop.is_set():
+                raise _Stopped
             self.log.append(self.shard, [encode_batch(batch)])
             m.records.inc()
             if batch.changes:
