@@ -34,6 +34,8 @@ class Services:
             **os.environ,
             "INSIGHTLOOP_DATA_DIR": str(data_dir),
             "INSIGHTLOOP__COLLECTOR__PORT": str(self.port),
+            # The SDK path's services; pass INSIGHTLOOP__CDC__ENABLED=true to add CDC's.
+            "INSIGHTLOOP__CDC__ENABLED": "false",
             **(extra_env or {}),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -44,9 +46,11 @@ class Services:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, service: str) -> None:
+        from insightloop.cli.services import COMMANDS
+
         log = (self.data_dir / f"{service}.out").open("ab")
         self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", "insightloop", service],
+            [sys.executable, "-m", "insightloop", *COMMANDS[service]],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -35,7 +35,16 @@ def test_empty_data_dir(config: Config) -> None:
     assert data["tables"] == []
     assert data["log"] == []
     services = {s["name"]: s["up"] for s in data["services"]}  # type: ignore[attr-defined]
-    assert services == {"collector": False, "processor": False, "cleaner": False}
+    assert services == {
+        "collector": False,
+        "processor": False,
+        "cleaner": False,
+        "cdc-reader": False,
+        "cdc-processor": False,
+    }
+    cdc = data["cdc"]
+    assert isinstance(cdc, dict) and cdc["state"] is None
+    assert cdc["error"] == "the demo application database is not running"
     assert data["stage2"] == {"mode": "separate", "raw_seq": None, "watermark": 0, "lag": None}
     assert not config.path().exists(), "status must not create the data dir"
 
@@ -87,10 +96,23 @@ def collector(config: Config) -> Iterator[None]:
 
 def test_services_up(config: Config, collector: None) -> None:
     config.path("run").mkdir(parents=True)
-    for name in ("processor", "cleaner"):
+    for name in ("processor", "cleaner", "cdc-processor"):
         config.path("run", f"{name}.pid").write_text(f"{os.getpid()}\n")
     services = {s["name"]: s["up"] for s in status_json()["services"]}  # type: ignore[attr-defined]
-    assert services == {"collector": True, "processor": True, "cleaner": True}
+    assert services == {
+        "collector": True,
+        "processor": True,
+        "cleaner": True,
+        "cdc-reader": False,
+        "cdc-processor": True,
+    }
+
+
+def test_without_cdc_status_shows_none_of_it(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INSIGHTLOOP__CDC__ENABLED", "false")
+    data = status_json()
+    assert data["cdc"] is None
+    assert {s["name"] for s in data["services"]} == {"collector", "processor", "cleaner"}  # type: ignore[attr-defined]
 
 
 def test_inline_stage2_has_no_cleaner(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,10 +71,13 @@ def cleaner(ctx: typer.Context) -> None:
 
 @app.command()
 def up(ctx: typer.Context) -> None:
-    """Run the collector, the processor and the cleaner, restarting any that crashes, until Ctrl-C."""
-    from insightloop.cli.services import pipeline_services
+    """Run the pipeline's services (collector, processor, cleaner; CDC reader and processor when
+    cdc.enabled, with the demo application database unless cdc.dsn is set), restarting any
+    that crashes, until Ctrl-C."""
+    from insightloop.cli.services import demo_sources, pipeline_services
     from insightloop.cli.supervisor import supervise
     from insightloop.cli.up import collector_url, console_sink, port_in_use, service_children
+    from insightloop.errors import InsightloopError
 
     cli = state(ctx)
     config = cli.config()
@@ -85,7 +88,13 @@ def up(ctx: typer.Context) -> None:
         f"collector on {collector_url(config)}, data in {config.data_dir}; Ctrl-C stops", highlight=False
     )
     children = service_children(cli.config_path, names=pipeline_services(config))
-    code = supervise(children, console_sink(console))
+    try:
+        with config_errors_exit(), demo_sources(config) as dsn:
+            if dsn is not None:
+                console.print(f"demo application database (the CDC source): {dsn}", highlight=False)
+            code = supervise(children, console_sink(console))
+    except InsightloopError as exc:
+        raise fail(f"demo application database: {exc}") from None
     raise typer.Exit(code)
 
 

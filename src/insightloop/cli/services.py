@@ -21,15 +21,54 @@ from insightloop.cli.supervisor import SUPERVISOR_PID_ENV
 from insightloop.config import Config
 from insightloop.errors import InsightloopError
 
-SERVICES = ("collector", "processor", "cleaner")
+SDK_SERVICES = ("collector", "processor", "cleaner")
+#: The CDC reader (``insightloop cdc reader``) and the CDC processor (``cdc-processor``).
+CDC_SERVICES = ("cdc-reader", "cdc-processor")
+SERVICES = (*SDK_SERVICES, *CDC_SERVICES)
+#: The command line (after ``insightloop``) of each service.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "collector": ("collector",),
+    "processor": ("processor",),
+    "cleaner": ("cleaner",),
+    "cdc-reader": ("cdc", "reader"),
+    "cdc-processor": ("cdc-processor",),
+}
 
 
 def pipeline_services(config: Config) -> tuple[str, ...]:
     """The services that make up the pipeline of ``config``: no cleaner when the processor
-    runs stage 2 itself (``processor.stage2 = "inline"``)."""
-    if config.processor.stage2_inline:
-        return tuple(name for name in SERVICES if name != "cleaner")
-    return SERVICES
+    runs stage 2 itself (``processor.stage2 = "inline"``); the CDC reader and processor when
+    ``cdc.enabled``."""
+    names = [name for name in SDK_SERVICES if name != "cleaner" or not config.processor.stage2_inline]
+    if config.cdc.enabled:
+        names.extend(CDC_SERVICES)
+    return tuple(names)
+
+
+@contextmanager
+def demo_sources(config: Config) -> Iterator[str | None]:
+    """While inside: the embedded demo application database, when CDC is on and no
+    ``cdc.dsn`` names a real one, started once here (not by each reader start) with its schema;
+    yields its DSN (None when there is nothing to start). A server started here is stopped on
+    the way out; one that was already running is left running."""
+    if not config.cdc.enabled or config.cdc.dsn:
+        yield None
+        return
+    import psycopg
+
+    from insightloop.cdc.appdb.schema import create_schema
+    from insightloop.cdc.appdb.server import appdb_dir, ensure_started, running_port, stop
+
+    pgdata = appdb_dir(config)
+    was_running = running_port(pgdata) is not None
+    dsn = ensure_started(config)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            create_schema(conn)
+        yield dsn
+    finally:
+        if not was_running:
+            stop(pgdata)
 
 
 def pid_file(config: Config, name: str) -> Path:

@@ -9,6 +9,7 @@ import datetime as dt
 import http.client
 import json
 import time
+from typing import Any
 
 import msgspec
 from pyiceberg.catalog import Catalog
@@ -17,7 +18,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
 from pyiceberg.types import TimestampType, TimestamptzType
 
-from insightloop.cli.services import SERVICES, running_pid
+from insightloop.cli.services import CDC_SERVICES, SERVICES, running_pid
 from insightloop.config import Config
 from insightloop.lake.catalog import NAMESPACES, open_catalog
 from insightloop.lake.raw_table import SDK_EVENTS
@@ -97,6 +98,8 @@ class Status(msgspec.Struct):
     services: list[ServiceStatus]
     stage2: Stage2Status
     quarantine: QuarantineStatus
+    #: ``cdc.status.cdc_status``: the reader's state and its slot (None when CDC is off).
+    cdc: dict[str, Any] | None = None
 
 
 def collect(config: Config, now: float | None = None) -> Status:
@@ -123,10 +126,26 @@ def collect(config: Config, now: float | None = None) -> Status:
         tables=tables,
         log=shards,
         log_error=log_error,
-        services=[_collector_status(config), _pid_status(config, "processor"), _cleaner_status(config)],
+        services=_services(config),
         stage2=_stage2_status(config, raw_seq),
         quarantine=quarantine,
+        cdc=_cdc_status(config),
     )
+
+
+def _services(config: Config) -> list[ServiceStatus]:
+    services = [_collector_status(config), _pid_status(config, "processor"), _cleaner_status(config)]
+    if config.cdc.enabled:
+        services.extend(_pid_status(config, name) for name in CDC_SERVICES)
+    return services
+
+
+def _cdc_status(config: Config) -> dict[str, Any] | None:
+    if not config.cdc.enabled:
+        return None
+    from insightloop.cdc.status import cdc_status
+
+    return cdc_status(config, timeout=2)
 
 
 def quarantine_status(config: Config, catalog: Catalog, now: float) -> QuarantineStatus:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 from rich.console import Console
@@ -53,6 +54,8 @@ def render(status: Status, console: Console) -> None:
         console.print("Tables: none yet (nothing has been processed into the lake)")
 
     render_quarantine(status.quarantine, console)
+    if status.cdc is not None:
+        render_cdc(status.cdc, console)
 
     if status.log:
         shards = Table(
@@ -71,6 +74,45 @@ def render(status: Status, console: Console) -> None:
         console.print(f"Log: {status.log_error}", highlight=False)
     else:
         console.print("Log: none yet")
+
+
+def render_cdc(cdc: dict[str, Any], console: Console) -> None:
+    """The CDC reader's progress and its slot on the source database."""
+    state, server = cdc.get("state"), cdc.get("server")
+    parts = [f"slot {cdc['slot']}"]
+    if state is not None:
+        snapshot = state["snapshot"]
+        parts.append(f"confirmed {state['confirmed_lsn']}")
+        if snapshot["complete"]:
+            parts.append(f"snapshot done ({snapshot['rows']:,} rows)")
+        else:
+            done, total = snapshot["tables_done"], snapshot["tables_total"]
+            parts.append(f"snapshot {done}/{total} tables, {snapshot['rows']:,} rows")
+        if state["resnapshots"]:
+            parts.append(f"{state['resnapshots']} re-snapshot(s) after a lost slot")
+    if server is not None and server.get("slot_missing"):
+        parts.append("[red]slot missing on the source[/]")
+    elif server is not None:
+        parts.append(f"lag {_bytes(server['lag_bytes'])}")
+        parts.append(f"WAL retained {_bytes(server['retained_wal_bytes'])}")
+        if not server["active"]:
+            parts.append("[yellow]no reader connected[/]")
+        if server["wal_retention_warning"]:
+            parts.append("[red]WAL retention above cdc.wal_warn_bytes: the source disk may fill[/]")
+    console.print("CDC: " + ", ".join(parts), highlight=False)
+    if cdc.get("error"):
+        console.print(f"CDC: {cdc['error']}", style="yellow", highlight=False)
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GiB"
 
 
 def render_quarantine(quarantine: QuarantineStatus, console: Console) -> None:

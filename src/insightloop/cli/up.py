@@ -1,4 +1,5 @@
-"""``insightloop up``: the collector, the processor and the cleaner as supervised child processes."""
+"""``insightloop up``: the pipeline's services (collector, processor, cleaner, CDC reader and
+processor) as supervised child processes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from insightloop.cli.services import SERVICES
+from insightloop.cli.services import COMMANDS, SERVICES
 from insightloop.cli.supervisor import ChildSpec, LogSink
 from insightloop.config import Config
 
-_STYLES = {"collector": "cyan", "processor": "magenta", "cleaner": "green", "supervisor": "bold yellow"}
+_STYLES = {
+    "collector": "cyan",
+    "processor": "magenta",
+    "cleaner": "green",
+    "cdc-reader": "blue",
+    "cdc-processor": "bright_magenta",
+    "supervisor": "bold yellow",
+}
 
 
 def service_children(
@@ -24,7 +32,8 @@ def service_children(
     """One child per service of ``names`` (``services.pipeline_services``), running this same
     Python and package: ``python -m insightloop``."""
     options = ["--config", str(config_path)] if config_path is not None else []
-    return [ChildSpec(name, [sys.executable, "-m", "insightloop", *options, name], env) for name in names]
+    command = [sys.executable, "-m", "insightloop", *options]
+    return [ChildSpec(name, [*command, *COMMANDS[name]], env) for name in names]
 
 
 def port_in_use(host: str, port: int) -> bool:
