@@ -32,11 +32,16 @@ def plan(current: Mapping[str, IcebergType], changes: Iterable[Change]) -> Evolu
     evolution = Evolution(dict(current))
     columns = evolution.columns
     promoted: dict[str, IcebergType] = {}
+    previous: list[tuple[str, str]] | None = None
     for change in changes:
+        declared = change.declared()
+        if declared == previous:
+            continue  # most changes repeat their predecessor's columns: nothing new to learn
+        previous = declared
         key = [c.name for c in change.columns if c.key]
         if key:
             evolution.key = key
-        for name, pg_type in change.declared():
+        for name, pg_type in declared:
             wanted = iceberg_type(pg_type)
             have = columns.get(name)
             if have is None:

@@ -30,6 +30,7 @@ A new PostgreSQL type for an existing column is, in this order:
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
@@ -64,6 +65,7 @@ _FIXED: dict[str, IcebergType] = {
 }
 
 
+@functools.lru_cache(maxsize=1024)
 def iceberg_type(pg_type: str) -> IcebergType:
     """The Iceberg type a column of PostgreSQL type ``pg_type`` is stored as."""
     name = pg_type.strip().lower()

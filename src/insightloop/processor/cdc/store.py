@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.expressions import AlwaysTrue, In, Reference
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files, schema_to_pyarrow
 from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
@@ -76,10 +76,25 @@ def read_state(
     metadata = table.metadata
     if metadata.current_snapshot() is None:
         return [], schema_to_pyarrow(table.schema(), include_field_ids=False).empty_table()
-    row_filter = AlwaysTrue() if keys is None else In(Reference(key_column), set(keys))  # type: ignore[call-arg, arg-type]
-    tasks = list(table.scan(row_filter=row_filter).plan_files())
+    tasks = list(table.scan().plan_files())
+    if keys is not None:
+        # Pick the files of the keys' buckets ourselves: pyiceberg would bind and project
+        # the IN list once per file (seconds for thousands of keys).
+        buckets = _buckets(table, key_column, keys)
+        spec = metadata.spec()
+        tasks = [t for t in tasks if t.file.spec_id != spec.spec_id or t.file.partition[0] in buckets]
     rows = ArrowScan(metadata, table.io, table.schema(), AlwaysTrue()).to_table(tasks)
     return tasks, rows
+
+
+def _buckets(table: Table, key_column: str, keys: Sequence[object]) -> set[int]:
+    """The partition values (bucket numbers) of ``keys`` under the table's bucket spec."""
+    spec = table.metadata.spec()
+    (partition,) = spec.fields
+    source = table.schema().find_field(partition.source_id)
+    assert source.name == key_column, f"{table.name()} is bucketed on {source.name}, not {key_column}"
+    values = pa.array(keys, schema_to_pyarrow(source.field_type))
+    return set(partition.transform.pyarrow_transform(source.field_type)(values).to_pylist())
 
 
 def conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
