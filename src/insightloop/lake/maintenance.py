@@ -41,6 +41,7 @@ from pyiceberg.table.snapshots import ancestors_of
 
 from insightloop.config import LakeConfig
 from insightloop.lake.catalog import NAMESPACES, lake_tables
+from insightloop.lake.ownership import Owns, any_table
 from insightloop.lake.watermarks import progress_ancestry
 
 _log = structlog.get_logger(__name__)
@@ -118,11 +119,15 @@ def maintain(
     retention: SnapshotRetention,
     *,
     namespaces: Sequence[str] = NAMESPACES,
+    owns: Owns = any_table,
     now: float | None = None,
 ) -> list[Maintained]:
-    """Set the metadata properties on, and expire old snapshots of, every table of ``namespaces``."""
+    """Set the metadata properties on, and expire old snapshots of, every table of
+    ``namespaces`` that ``owns`` says the calling process writes."""
     done: list[Maintained] = []
     for identifier in lake_tables(catalog, namespaces):
+        if not owns(identifier):
+            continue
         table = catalog.load_table(identifier)
         ensure_table_properties(table)
         expired = expire_snapshots(table, retention, now)

@@ -37,6 +37,7 @@ from insightloop.config import Config
 from insightloop.errors import ConfigError
 from insightloop.lake.catalog import lake_root
 from insightloop.lake.maintenance import SnapshotRetention
+from insightloop.lake.ownership import CLEANER, Owns, any_table, written_by
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
 from insightloop.processor.compaction import Compactor
@@ -90,6 +91,7 @@ class Cleaner:
         namespaces: Sequence[str] = STAGE2_NAMESPACES,
         compact_every: int = COMPACT_EVERY_BATCHES,
         maintain_every: float = MAINTAIN_EVERY_SECONDS,
+        owns: Owns = any_table,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.catalog = catalog
@@ -106,6 +108,7 @@ class Cleaner:
             compact_every=compact_every,
             maintain_every=maintain_every,
             max_tables=1,
+            owns=owns,
             clock=clock,
         )
         self._raw_name = raw_table
@@ -242,10 +245,15 @@ def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | 
         stage,
         config.processor.max_batch_events,
         compactor=Compactor(
-            catalog, config.processor.compact_min_files, namespaces=STAGE2_NAMESPACES, metrics=metrics
+            catalog,
+            config.processor.compact_min_files,
+            namespaces=STAGE2_NAMESPACES,
+            owns=written_by(CLEANER),
+            metrics=metrics,
         ),
         retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
+        owns=written_by(CLEANER),
     )
     from insightloop.quarantine.replay import replay_applier  # loads stage 2, as cleaned_stage does
 

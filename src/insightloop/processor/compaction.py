@@ -53,6 +53,7 @@ from pyiceberg.typedef import Identifier, Record
 
 from insightloop.errors import TerminalError
 from insightloop.lake.catalog import NAMESPACES, lake_tables
+from insightloop.lake.ownership import Owns, any_table
 from insightloop.lake.watermarks import COMPACTION, progress_properties
 from insightloop.processor.metrics import ProcessorMetrics
 
@@ -91,10 +92,13 @@ class Compactor:
         min_files: int,
         *,
         namespaces: Sequence[str] = NAMESPACES,
+        owns: Owns = any_table,
         small_file_bytes: int = SMALL_FILE_BYTES,
         metrics: ProcessorMetrics | None = None,
     ) -> None:
+        """``owns``: which tables of ``namespaces`` this process writes (``lake.ownership``)."""
         self._catalog = catalog
+        self._owns = owns
         self._min_files = max(min_files, 2)
         self._namespaces = namespaces
         self._small = small_file_bytes
@@ -103,8 +107,12 @@ class Compactor:
         self._checked: dict[Identifier, int | None] = {}
 
     def tables(self) -> list[Identifier]:
-        """The tables of the lake's namespaces."""
-        return lake_tables(self._catalog, self._namespaces)
+        """The tables of the lake's namespaces this process writes."""
+        return [
+            identifier
+            for identifier in lake_tables(self._catalog, self._namespaces)
+            if self._owns(identifier)
+        ]
 
     def compact_all(self, max_tables: int | None = None) -> list[Compacted]:
         """Compact every table that changed since it was last looked at; with ``max_tables``,

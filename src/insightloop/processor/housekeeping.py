@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pyiceberg.catalog import Catalog
 
 from insightloop.lake.maintenance import SnapshotRetention, maintain
+from insightloop.lake.ownership import Owns, any_table
 from insightloop.processor.compaction import Compacted, Compactor
 from insightloop.processor.metrics import ProcessorMetrics
 
@@ -39,6 +40,7 @@ class Housekeeping:
         compact_every: int = COMPACT_EVERY_BATCHES,
         maintain_every: float = MAINTAIN_EVERY_SECONDS,
         max_tables: int | None = None,
+        owns: Owns = any_table,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``max_tables``: rewrite at most this many tables per compaction, and go on with the
@@ -47,6 +49,7 @@ class Housekeeping:
         self.retention = retention
         self._catalog = catalog
         self._namespaces = namespaces
+        self._owns = owns
         self._metrics = metrics
         self._compact_every = compact_every
         self._maintain_every = maintain_every
@@ -88,5 +91,5 @@ class Housekeeping:
         """Expire old snapshots of this process's tables, counting them per table."""
         assert self.retention is not None, "expire_snapshots() without a retention"
         self._last_maintenance = self._clock()
-        for done in maintain(self._catalog, self.retention, namespaces=self._namespaces):
+        for done in maintain(self._catalog, self.retention, namespaces=self._namespaces, owns=self._owns):
             self._metrics.snapshots_expired.labels(done.table).inc(done.expired)

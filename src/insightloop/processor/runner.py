@@ -44,6 +44,7 @@ from insightloop.config import Config
 from insightloop.errors import TerminalError
 from insightloop.lake.catalog import NAMESPACES, lake_root, open_catalog
 from insightloop.lake.maintenance import SnapshotRetention
+from insightloop.lake.ownership import CLEANER, PROCESSOR, Owns, any_table, written_by
 from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
 from insightloop.log import Log
 from insightloop.processor.catchup import catch_up
@@ -51,7 +52,7 @@ from insightloop.processor.commit import append_raw
 from insightloop.processor.compaction import Compactor
 from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
 from insightloop.processor.intake import BatchLimits, LogRows, read_batch
-from insightloop.processor.metrics import ProcessorMetrics
+from insightloop.processor.metrics import ProcessorMetrics, attach_stage_metrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import RawProgress, committed_progress
 from insightloop.processor.raw_rows import RawRows
@@ -88,9 +89,11 @@ class Processor:
         rows: Callable[[], LogRows] = RawRows,
         consumer: str = CONSUMER,
         name: str = "processor",
+        owns: Owns = any_table,
     ) -> None:
         """``rows`` makes the (empty) rows each micro-batch's log records are added to;
-        ``consumer`` names the log checkpoints; ``name`` the loop in logs."""
+        ``consumer`` names the log checkpoints; ``name`` the loop in logs; ``owns`` which
+        tables of ``namespaces`` this process writes, and so compacts and expires."""
         self.log = log
         self.catalog = catalog
         self.stage = stage
@@ -104,6 +107,7 @@ class Processor:
             self.metrics,
             compact_every=compact_every,
             maintain_every=maintain_every,
+            owns=owns,
             clock=clock,
         )
         self._raw_name = raw_table
@@ -113,6 +117,8 @@ class Processor:
         self._clock = clock
         self._table: Table | None = None
         self._progress = RawProgress({}, 0)
+        #: Applies pending quarantine replays (inline stage 2); returns how many events.
+        self.replays: Callable[[], int] | None = None
         self._stage_behind = True
         self._phase = "start"
 
@@ -260,6 +266,9 @@ class Processor:
 
     def _turn(self, stop: threading.Event) -> int:
         committed = self.step(stop)
+        if self.replays is not None:
+            self._phase = "replay"
+            committed += self.replays()
         self.compact_if_due(idle=committed == 0)
         self.maintain_if_due()
         return committed
@@ -283,16 +292,27 @@ def build_processor(
     settings = config.processor
     inline = settings.stage2_inline
     namespaces = NAMESPACES if inline else STAGE1_NAMESPACES
-    return Processor(
+    owns = written_by(PROCESSOR, CLEANER) if inline else written_by(PROCESSOR)
+    stage = cleaned_stage(catalog, config) if inline else None
+    attach_stage_metrics(stage, metrics)
+    processor = Processor(
         log,
         catalog,
-        cleaned_stage(catalog, config) if inline else None,
+        stage,
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
-        compactor=Compactor(catalog, settings.compact_min_files, namespaces=namespaces, metrics=metrics),
+        compactor=Compactor(
+            catalog, settings.compact_min_files, namespaces=namespaces, owns=owns, metrics=metrics
+        ),
         retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
         namespaces=namespaces,
+        owns=owns,
     )
+    if stage is not None:
+        from insightloop.quarantine.replay import replay_applier  # loads stage 2, as cleaned_stage does
+
+        processor.replays = replay_applier(config, stage, catalog)
+    return processor
 
 
 def cleaned_stage(catalog: Catalog, config: Config) -> DerivedStage | None:

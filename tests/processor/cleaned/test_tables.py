@@ -181,11 +181,18 @@ def test_event_table_names_are_safe(tmp_path: Path) -> None:
         track("t4", "order-completed"),
     ]
     events.append(track("t5", "Order Completed"))
+    events.append(track("t6", "App Opened"))  # app_* tables are the CDC processor's
     raw, messages = raw_rows(events, seq=1)
     stage.apply(raw, messages)
 
     names = {".".join(i) for i in catalog.list_tables("cleaned")}
-    assert {"cleaned.event__users", "cleaned.event__3d_print_started", "cleaned.order_completed"} <= names
+    assert {
+        "cleaned.event__users",
+        "cleaned.event__3d_print_started",
+        "cleaned.order_completed",
+        "cleaned.event__app_opened",
+    } <= names
+    assert not any(name.startswith("cleaned.app_") for name in names)
     assert f"cleaned.event__{short_hash('🎉')}" in names  # nothing left after snake-casing
     assert [r["event_text"] for r in rows(catalog, "cleaned.order_completed")] == [
         "order-completed",

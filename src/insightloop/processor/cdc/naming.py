@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 
+from insightloop.lake.ownership import CDC_PREFIX
+
 CLEANED = "cleaned"
-PREFIX = "app_"
+PREFIX = CDC_PREFIX  # reserved for CDC in cleaned (lake.ownership)
 HISTORY_SUFFIX = "_changes"
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 

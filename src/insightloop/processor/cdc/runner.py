@@ -5,8 +5,8 @@ Same guarantees as the SDK processor: log positions and the raw sequence are rec
 raw's commits, stage 2 catches up from raw at start-up and after a failure, transient
 failures are retried with back-off (``retry.run_turns``), SIGTERM finishes the batch in
 hand. One CDC processor per lake (``cdc-processor.lock``). Between batches it compacts and
-expires the snapshots of its own tables only (``owned``): the SDK processor and cleaner
-commit to other tables of the same namespaces, and maintaining theirs would conflict.
+expires the snapshots of its own tables only (``lake.ownership``): the SDK processor and
+cleaner commit to other tables of the same namespaces, and maintaining theirs would conflict.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from pyiceberg.typedef import Identifier
 from insightloop.config import Config
 from insightloop.lake.catalog import lake_root
 from insightloop.lake.maintenance import SnapshotRetention
+from insightloop.lake.ownership import CDC_PROCESSOR, writer, written_by
 from insightloop.log import Log
-from insightloop.processor.cdc.housekeeping import OwnedCompactor, OwnedHousekeeping
 from insightloop.processor.cdc.metrics import CdcMetrics
 from insightloop.processor.cdc.raw_rows import CDC_CHANGES, CdcRawRows
 from insightloop.processor.cdc.stage import CdcStage, state_directory
+from insightloop.processor.compaction import Compactor
 from insightloop.processor.intake import BatchLimits
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.runner import Processor, exclusive, open_catalog_retrying, stop_on_signals
@@ -43,31 +44,26 @@ def build_cdc_processor(
     settings = config.processor
     stage = CdcStage(catalog, state_directory(config))
     stage.observers.append(metrics.observe)
-    processor = Processor(
+    owns = written_by(CDC_PROCESSOR)
+    return Processor(
         log,
         catalog,
         stage,
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
+        compactor=Compactor(catalog, settings.compact_min_files, owns=owns, metrics=metrics),
+        retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
         raw_table=CDC_CHANGES,
         rows=CdcRawRows,
         consumer=CONSUMER,
         name="cdc-processor",
+        owns=owns,
     )
-    processor.housekeeping = OwnedHousekeeping(
-        catalog,
-        OwnedCompactor(catalog, settings.compact_min_files, metrics=metrics),
-        SnapshotRetention.from_config(config.lake),
-        metrics,
-    )
-    return processor
 
 
 def is_cdc_table(identifier: Identifier | str) -> bool:
     """Whether the CDC processor writes (and so maintains) this lake table."""
-    from insightloop.processor.cdc.housekeeping import owned
-
-    return owned(identifier)
+    return writer(identifier) == CDC_PROCESSOR
 
 
 def run(config: Config, stop: threading.Event | None = None) -> None:

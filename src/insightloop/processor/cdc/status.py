@@ -11,9 +11,9 @@ import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
-from insightloop.lake.catalog import open_catalog
+from insightloop.lake.catalog import lake_tables, open_catalog
+from insightloop.lake.ownership import CDC_PROCESSOR, written_by
 from insightloop.processor.cdc import naming, store
-from insightloop.processor.cdc.housekeeping import owned_tables
 
 
 class CdcTableStatus(msgspec.Struct, frozen=True):
@@ -30,7 +30,8 @@ def cdc_tables_status(config: Config, catalog: Catalog | None = None) -> list[Cd
     """Every ``cleaned.app_<table>`` current-state table, sorted by name."""
     catalog = catalog or open_catalog(config)
     found: list[CdcTableStatus] = []
-    for identifier in owned_tables(catalog):
+    owned = written_by(CDC_PROCESSOR)
+    for identifier in filter(owned, lake_tables(catalog)):
         name = ".".join(identifier)
         if identifier[0] != naming.CLEANED or name.endswith(naming.HISTORY_SUFFIX):
             continue
