@@ -78,6 +78,7 @@ def main() -> int:
         "bench_contracts",
         "bench_http",
         "bench_cdc_reader",
+        "bench_cdc_apply",
     ):
         if only and name not in only:
             continue
