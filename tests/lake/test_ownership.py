@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from insightloop.lake.ownership import CDC_PROCESSOR, CLEANER, PROCESSOR, writer, written_by
+from insightloop.lake.ownership import CDC_PROCESSOR, CLEANER, FILE_LOADER, PROCESSOR, writer, written_by
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.cdc.naming import CLEANED, PREFIX
 from insightloop.processor.cdc.quarantine import CDC_QUARANTINE
@@ -25,3 +25,9 @@ def test_the_sdk_processes_leave_the_cdc_tables_alone() -> None:
     cleaner, processor = written_by(CLEANER), written_by(PROCESSOR)
     assert not cleaner(("cleaned", "app_accounts")) and not processor(("raw", "cdc_changes"))
     assert cleaner(("cleaned", "event__app_opened"))
+
+
+def test_the_export_tables_are_the_file_loaders() -> None:
+    loader = written_by(FILE_LOADER)
+    assert loader("raw.export_rows") and loader("quarantine.export_rows") and loader("cleaned.crm_contacts")
+    assert not written_by(CLEANER)("cleaned.crm_contacts")

@@ -10,9 +10,9 @@ names this package makes up, so they cannot collide with a property's:
 
 - ``<column>__<type>``: a column's twin for values its type cannot hold (see ``coltypes``);
 - ``event__<name>``: the per-event table of an event whose snake-cased name is one of the
-  fixed tables (``tracks``, ``users`` …), starts with ``app_`` (reserved for the CDC tables,
-  ``lake.ownership``: "App Opened" → ``event__app_opened``), does not start with a letter, or
-  is empty (``event__<hash of the original name>``).
+  fixed tables (``tracks``, ``users`` …), starts with ``app_`` or ``crm_`` (reserved for the
+  CDC and export tables, ``lake.ownership``: "App Opened" → ``event__app_opened``), does not
+  start with a letter, or is empty (``event__<hash of the original name>``).
 
 Nested keys are joined with ``_`` (``context.page.url`` → ``context_page_url``; a property
 ``address.city`` → ``address_city``). A property or trait whose column name would be one of
@@ -28,7 +28,7 @@ import hashlib
 import re
 from collections.abc import Collection
 
-from insightloop.lake.ownership import CDC_PREFIX
+from insightloop.lake.ownership import RESERVED_PREFIXES
 
 #: Longest table or column name we make; longer ones are cut and given a hash suffix.
 MAX_NAME = 128
@@ -71,7 +71,7 @@ def event_table_name(event: str, fixed_tables: Collection[str]) -> str:
     name = snake_case(event)
     if not name:
         return "event" + OURS + short_hash(event)
-    if name in fixed_tables or not name[0].isalpha() or name.startswith(CDC_PREFIX):
+    if name in fixed_tables or not name[0].isalpha() or name.startswith(RESERVED_PREFIXES):
         name = "event" + OURS + name
     return bounded(name)
 
