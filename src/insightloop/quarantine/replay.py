@@ -30,7 +30,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import msgspec
 import pyarrow as pa
@@ -41,6 +40,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import BooleanExpression, In
 
 from insightloop.config import Config
+from insightloop.files import write_atomically
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.cleaned.stage import REJECTED, CleanedStage, state_directory
 from insightloop.processor.stage import DerivedStage
@@ -101,7 +101,7 @@ class ReplayQueue:
         """Leave a request for the running stage 2; returns its id."""
         request = _Request(new_request_id(), selection, time.time())
         self.pending.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.pending / f"{request.id}.json", msgspec.json.encode(request))
+        write_atomically(self.pending / f"{request.id}.json", msgspec.json.encode(request))
         return request.id
 
     def result(self, request: str) -> ReplayResult | None:
@@ -141,7 +141,7 @@ class ReplayQueue:
         else:
             claim = claim_rows(catalog, selection)
             self.pending.mkdir(parents=True, exist_ok=True)
-            _write_atomically(claim_path, msgspec.json.encode(claim))
+            write_atomically(claim_path, msgspec.json.encode(claim))
         raw = raw_rows(catalog, claim.origins, claim.seqs)
         stats = stage.replay(raw, request)
         failing: dict[str, int] = {}
@@ -158,7 +158,7 @@ class ReplayQueue:
             failing_by_kind=failing,
         )
         self.done.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.done / f"{request}.json", msgspec.json.encode(result))
+        write_atomically(self.done / f"{request}.json", msgspec.json.encode(result))
         claim_path.unlink(missing_ok=True)
         (self.pending / f"{request}.json").unlink(missing_ok=True)
         _log.info("quarantine replay applied", **msgspec.structs.asdict(result))
@@ -229,12 +229,3 @@ def raw_rows(catalog: Catalog, origins: list[str], seqs: list[int]) -> pa.Table:
     if rows.num_rows:
         rows = rows.sort_by([("ingest_seq", "ascending"), ("origin", "ascending")])
     return rows
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)

@@ -39,6 +39,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from insightloop.files import write_atomically
+
 _HEADER = struct.Struct("<4sqII")
 _MAGIC = b"SEEN"
 _DAY_US = 86_400_000_000
@@ -182,7 +184,7 @@ class SeenIds:
                 clean = False
             offset = end
         if truncate and not clean:
-            _replace(path, b"".join(kept))
+            write_atomically(path, b"".join(kept))
         keys = array("q")
         for record in kept:
             keys.frombytes(record[_HEADER.size :])
@@ -194,7 +196,7 @@ class SeenIds:
         return read_marker(self._dir)
 
     def _write_marker(self, seq: int) -> None:
-        _replace(self._dir / "marker.json", msgspec.json.encode(_Marker(seq)))
+        write_atomically(self._dir / "marker.json", msgspec.json.encode(_Marker(seq)))
 
     def _expire(self) -> None:
         if not self._days:
@@ -204,21 +206,6 @@ class SeenIds:
             self._seen.difference_update(self._load_day(day, truncate=False))
             self._days.discard(day)
             self._path(day).unlink(missing_ok=True)
-
-
-def _replace(path: Path, data: bytes) -> None:
-    """Write ``path`` atomically: a temporary file, fsynced, renamed over it."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def group_by_day(keys: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
