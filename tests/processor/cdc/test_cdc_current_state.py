@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import orjson
 from cdc_lake_kit import (
     Source,
     config_for,
@@ -129,6 +130,28 @@ def test_unchanged_toast_column_keeps_the_earlier_value(tmp_path: Path, catalog:
         ("c", "a", "long " * 400),
         ("u", "b", "long " * 400),
     ]
+
+
+def test_json_columns_hold_json_text_even_for_a_bare_string(tmp_path: Path, catalog: Catalog) -> None:
+    """A jsonb document that is a string (``'"plain"'``) arrives as the JSON value "plain":
+    the lake column holds JSON text, so it must be ``"plain"`` with its quotes, like every
+    other document of the column (and an array column likewise)."""
+    source, log = saas_source(), MemoryLog()
+    source.alter("public.users", "tags", "text[]")
+    source.insert("public.users", {"id": 1, "settings": "plain", "tags": ["a,b", None]})
+    source.insert("public.users", {"id": 2, "settings": {"theme": "dark"}, "tags": []})
+    source.insert("public.users", {"id": 3, "settings": 42, "tags": None})
+    log.append("shard-0", [record(source.take())])
+    drain(processor(config_for(tmp_path), log, catalog))
+    rows = live_rows(catalog, "cleaned.app_users", ["id", "settings", "tags"])
+    assert rows == sorted(
+        [
+            {"id": 1, "settings": '"plain"', "tags": '["a,b",null]'},
+            {"id": 2, "settings": '{"theme":"dark"}', "tags": "[]"},
+            {"id": 3, "settings": "42", "tags": None},
+        ],
+        key=lambda r: orjson.dumps(r, option=orjson.OPT_SORT_KEYS),
+    )
 
 
 def test_redelivered_batches_and_a_repeated_snapshot_change_nothing(tmp_path: Path, catalog: Catalog) -> None:

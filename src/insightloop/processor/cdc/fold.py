@@ -27,7 +27,7 @@ from typing import Any
 from pyiceberg.types import IcebergType
 
 from insightloop.processor.cdc.events import Change, Event, Problem, Vanish
-from insightloop.processor.cdc.pgtypes import iceberg_type, type_change
+from insightloop.processor.cdc.pgtypes import iceberg_type, is_json, type_change
 from insightloop.processor.cdc.values import convert
 from insightloop.types import FailureKind
 
@@ -143,7 +143,7 @@ class Fold:
                 self.problems.append(change.problem(FailureKind.TYPE_CONFLICT, reason, name))
             else:
                 try:
-                    values[name] = convert(after[name], kind)
+                    values[name] = convert(after[name], kind, as_json=is_json(declared.get(name)))
                 except ValueError as exc:
                     values[name] = base.get(name) if base is not None else None
                     reason = f"value of {self.table}.{name} ({kind}): {exc}"

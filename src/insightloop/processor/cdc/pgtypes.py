@@ -86,6 +86,16 @@ def iceberg_type(pg_type: str) -> IcebergType:
     return StringType()
 
 
+@functools.lru_cache(maxsize=1024)
+def is_json(pg_type: str | None) -> bool:
+    """Whether a column of ``pg_type`` is stored as JSON text (json, jsonb, arrays): every
+    value JSON-encoded, a bare JSON string included (``"plain"``, not ``plain``)."""
+    if pg_type is None:
+        return False
+    name = pg_type.strip().lower()
+    return name in ("json", "jsonb") or name.endswith("[]")
+
+
 def type_change(current: IcebergType, new: IcebergType) -> Change:
     """What storing values of ``new`` in a column of type ``current`` takes."""
     if current == new:

@@ -31,10 +31,14 @@ from pyiceberg.types import (
 _INT_RANGE = {IntegerType: 2**31, LongType: 2**63}
 
 
-def convert(value: Any, iceberg: IcebergType) -> Any:
-    """``value`` as the column of type ``iceberg`` stores it (None stays None)."""
+def convert(value: Any, iceberg: IcebergType, *, as_json: bool = False) -> Any:
+    """``value`` as the column of type ``iceberg`` stores it (None stays None). ``as_json``:
+    the source column is JSON (``pgtypes.is_json``), so a string column gets the value's JSON
+    text whatever it is (a JSON document that is a bare string is ``"plain"``, not ``plain``)."""
     if value is None:
         return None
+    if as_json and isinstance(iceberg, StringType):
+        return orjson.dumps(value).decode()
     return _converter(iceberg)(value)
 
 
