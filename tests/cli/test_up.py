@@ -1,4 +1,5 @@
-"""``insightloop up`` end to end (slow): serves Segment batches into the lake, stops on SIGTERM."""
+"""``insightloop up`` end to end (slow): serves Segment batches into the lake, captures the demo
+application database's changes into cleaned.app_*, stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 
 import orjson
+import psycopg
 import pytest
 
+from insightloop.cdc.appdb.server import appdb_dir, running_port
 from insightloop.cli.demo import healthy
 from insightloop.cli.up import collector_url
 from insightloop.config import Config
@@ -47,6 +50,30 @@ def cleaned(config: Config, event_id: str) -> bool:
         return row == (1,)
 
 
+def captured(config: Config, name: str) -> bool:
+    """Whether an account named ``name`` is a live row of cleaned.app_accounts."""
+    with open_warehouse(config, ["cleaned.app_accounts"]) as warehouse:
+        if "cleaned.app_accounts" not in warehouse.pins:
+            return False
+        row = warehouse.con.execute(
+            "SELECT count(*) FROM cleaned.app_accounts WHERE name = ? AND NOT _deleted", [name]
+        ).fetchone()
+        return row == (1,)
+
+
+def insert_account(name: str) -> None:
+    """An account inserted into the demo database that ``up`` runs (``cdc db start`` reuses it)."""
+    started = subprocess.run(
+        [sys.executable, "-m", "insightloop", "cdc", "db", "start"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert started.returncode == 0, started.stderr
+    with psycopg.connect(started.stdout.strip(), autocommit=True) as conn:
+        conn.execute("INSERT INTO accounts (name, plan_id) VALUES (%s, 2)", (name,))
+
+
 def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Config, tmp_path: Path) -> None:
     output = tmp_path / "up.out"
     with output.open("w") as out:
@@ -63,6 +90,12 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
         assert outcome.status == 200
         wait_until(lambda: landed(config, "up-test-1"), "the event in raw.sdk_events")
         wait_until(lambda: cleaned(config, "up-test-1"), "the event in cleaned.tracks (the cleaner's work)")
+        wait_until(lambda: running_port(appdb_dir(config)) is not None, "the demo application database")
+        insert_account("Up Test Inc")
+        wait_until(
+            lambda: captured(config, "Up Test Inc"),
+            "the inserted account in cleaned.app_accounts (the CDC reader's and processor's work)",
+        )
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
@@ -74,8 +107,11 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
     assert "collector stopped (exit code 0)" in text
     assert "processor stopped (exit code 0)" in text
     assert "cleaner stopped (exit code 0)" in text
-    for name in ("collector", "processor", "cleaner"):
+    assert "cdc-reader stopped (exit code 0)" in text
+    assert "cdc-processor stopped (exit code 0)" in text
+    for name in ("collector", "processor", "cleaner", "cdc-reader", "cdc-processor"):
         assert not config.path("run", f"{name}.pid").exists()
+    assert running_port(appdb_dir(config)) is None, "up started the demo database, so it stops it"
 
 
 def test_up_refuses_a_port_in_use(env: dict[str, str], config: Config) -> None:

@@ -4,6 +4,10 @@ Uses the configured data directory (``.insightloop`` by default), cleared at the
 each demo; a directory holding data the demo did not create is refused, never cleared.
 Runs the same supervised children as ``insightloop up``, sends traffic at ``--rate`` for
 ``--duration`` (or until Ctrl-C), waits for the pipeline to catch up, then prints the report.
+
+With ``cdc.enabled`` it also starts the demo application database (``demo_cdc``), changes it
+at ``--cdc-rate`` while the traffic runs, waits for the lake to reach the source's last LSN
+and reports the source's rows against the live rows of ``cleaned.app_<table>``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import signal
 import threading
 import time
 from collections import deque
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -24,7 +29,8 @@ from typing import IO
 from rich.console import Console
 from rich.live import Live
 
-from insightloop.cli.demo_view import BROKEN, DRIFT, DemoView, render_summary
+from insightloop.cli.demo_cdc import CdcSide
+from insightloop.cli.demo_view import BROKEN, DRIFT, DemoView, render_cdc_summary, render_summary
 from insightloop.cli.services import SERVICES, pipeline_services, running_pid
 from insightloop.cli.supervisor import Policy, Supervisor
 from insightloop.cli.up import collector_url, port_in_use, service_children
@@ -42,6 +48,9 @@ PROBE_EVERY = 1.0
 #: Schema drift starts this far into the traffic (a share of ``--duration``; else seconds).
 DRIFT_SHARE = 0.4
 DRIFT_AFTER_SECONDS = 30.0
+#: Changes per second the workload makes in the application database: light on 2 cores.
+CDC_RATE = 200.0
+APP_QUERY = "SELECT status, count(*) FROM cleaned.app_accounts WHERE NOT _deleted GROUP BY ALL"
 
 
 class DemoError(Exception):
@@ -60,10 +69,20 @@ def prepare_data_dir(config: Config) -> Path:
             pid = running_pid(config, name)
             if pid is not None:
                 raise DemoError(f"a {name} of an earlier run is still running (pid {pid}); stop it first")
+        _stop_application_database(config)
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / DEMO_MARKER).write_text(json.dumps({"started_at": time.time()}) + "\n")
     return path
+
+
+def _stop_application_database(config: Config) -> None:
+    """An earlier demo's embedded database (left running by a killed demo) lives in the
+    directory about to be cleared: stop it first."""
+    from insightloop.cdc.appdb.server import appdb_dir, running_port, stop
+
+    if running_port(appdb_dir(config)) is not None:
+        stop(appdb_dir(config))
 
 
 def write_keys(config: Config) -> tuple[str, str, str, str]:
@@ -120,26 +139,47 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def run_demo(config: Config, config_path: Path | None, duration: float | None, rate: float, seed: int) -> int:
+def run_demo(
+    config: Config,
+    config_path: Path | None,
+    duration: float | None,
+    rate: float,
+    seed: int,
+    cdc_rate: float = CDC_RATE,
+) -> int:
     console = Console()
     try:
-        return _run(console, config, config_path, duration, rate, seed)
+        with ExitStack() as stack:
+            return _run(console, stack, config, config_path, duration, rate, seed, cdc_rate)
     except DemoError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
         return 1
 
 
 def _run(
-    console: Console, config: Config, config_path: Path | None, duration: float | None, rate: float, seed: int
+    console: Console,
+    stack: ExitStack,
+    config: Config,
+    config_path: Path | None,
+    duration: float | None,
+    rate: float,
+    seed: int,
+    cdc_rate: float,
 ) -> int:
+    """The demo; ``stack`` holds the application database until the services have stopped."""
     url = collector_url(config)
     if port_in_use(config.collector.host, config.collector.port):
         raise DemoError(f"{url} is already in use (another collector running?)")
     web_source, web_key, mobile_source, mobile_key = write_keys(config)
     data_dir = prepare_data_dir(config)
     logs = _Logs(data_dir / "logs")
+    console.print(f"[bold]InsightLoop demo[/]  data dir: {data_dir} (cleared at the start of every demo)")
+    console.print(f"service logs: {logs.directory}/", highlight=False)
+    cdc = CdcSide(config, cdc_rate, seed)
+    with console.status("starting the application database (the CDC source) …"):
+        cdc.start_source(stack)
     env = {**os.environ, "INSIGHTLOOP_DATA_DIR": str(data_dir)}
-    children = service_children(config_path, env, names=pipeline_services(config))
+    children = service_children(config_path, env, names=pipeline_services(cdc.services_config()))
     supervisor = Supervisor(children, logs, Policy(max_restarts=5))
     stop_services = threading.Event()
     outcome: list[int] = []
@@ -148,8 +188,6 @@ def _run(
     )
     # Ctrl-C and SIGTERM alike: stop sending, let the pipeline catch up (again: skip that), report.
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    console.print(f"[bold]InsightLoop demo[/]  data dir: {data_dir} (cleared at the start of every demo)")
-    console.print(f"service logs: {logs.directory}/", highlight=False)
     services.start()
     traffic: TrafficRun | None = None
     try:
@@ -168,9 +206,10 @@ def _run(
             f"write keys: {web_source} = [bold]{web_key}[/], {mobile_source} = [bold]{mobile_key}[/]"
         )
         console.print(
-            f"point any Segment SDK at it: analytics.host = {url!r}; analytics.write_key = {web_key!r}\n",
+            f"point any Segment SDK at it: analytics.host = {url!r}; analytics.write_key = {web_key!r}",
             highlight=False,
         )
+        _print_cdc_source(console, cdc, cdc_rate)
 
         after = duration * DRIFT_SHARE if duration is not None else DRIFT_AFTER_SECONDS
         drift_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after)
@@ -178,27 +217,34 @@ def _run(
         traffic = TrafficRun(generator, url, rate, duration)
         probe = LakeProbe(config)
         latency = LatencyTracker(probe)
-        view = DemoView(traffic, supervisor, logs.recent, duration)
+        view = DemoView(traffic, supervisor, logs.recent, duration, cdc=cdc)
         skipped = False
         traffic.start()
+        cdc.start_workload(duration, after)
         with Live(view.render({}, latency), console=console, refresh_per_second=4, transient=False) as live:
             rows: dict[str, int] = {}
             try:
                 while traffic.running and not outcome:
                     rows = _probe(traffic, probe, latency, rows)
+                    cdc.probe(time.monotonic())
                     live.update(view.render(rows, latency))
                     time.sleep(PROBE_EVERY)
             except KeyboardInterrupt:
                 pass  # stop sending, but still let the pipeline catch up
             traffic.stop()
+            view.phase = "stopping the traffic and the workload"
+            live.update(view.render(rows, latency))
             traffic.join()
+            cdc.stop_workload()
             view.phase = "waiting for the pipeline to catch up (Ctrl-C skips)"
             try:
                 deadline = time.monotonic() + DRAIN_TIMEOUT
                 while not outcome and time.monotonic() < deadline:
                     rows = _probe(traffic, probe, latency, rows)
                     live.update(view.render(rows, latency))
-                    if not latency.pending and rows.get(SDK_EVENTS, 0) >= traffic.stats.events_accepted:
+                    landed = rows.get(SDK_EVENTS, 0) >= traffic.stats.events_accepted
+                    sdk_done = landed and not latency.pending
+                    if sdk_done and cdc.caught_up():
                         break
                     time.sleep(PROBE_EVERY)
             except KeyboardInterrupt:
@@ -211,9 +257,11 @@ def _run(
             probes = {DRIFT: set(traffic.stats.drift_ids), BROKEN: set(traffic.stats.broken_ids)}
         summary = summarize(config, probes)
         render_summary(console, traffic.stats, summary, latency, PROBE_EVERY, drift_at)
+        render_cdc_summary(console, cdc.outcome())
         console.print(
             "\nexplore it: [bold]insightloop status[/], "
             '[bold]insightloop query "SELECT count(*) FROM cleaned.tracks"[/]'
+            + (f", [bold]insightloop query {APP_QUERY!r}[/]" if cdc.enabled else "")
         )
     finally:
         if traffic is not None:
@@ -228,6 +276,24 @@ def _run(
         console.print(f"[red]the services failed (exit code {outcome[0]}); see {logs.directory}/[/]")
         return 1
     return 0 if traffic is not None and traffic.stats.requests_ok else 1
+
+
+def _print_cdc_source(console: Console, cdc: CdcSide, cdc_rate: float) -> None:
+    if not cdc.enabled:
+        console.print(f"change data capture: [yellow]{cdc.off}[/]\n", highlight=False)
+    elif cdc.embedded:
+        console.print(
+            f"application database (the CDC source): [bold]{cdc.dsn}[/]\n"
+            f"  the workload changes it at {cdc_rate:,.0f} changes/s, its schema part-way; "
+            "the CDC reader and processor turn it into cleaned.app_*\n",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "application database (the CDC source): cdc.dsn; captured as it is, the demo does not "
+            "write to it\n",
+            highlight=False,
+        )
 
 
 def _probe(

@@ -11,15 +11,19 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from insightloop.cli.demo_cdc import LAG_EVERY, CdcOutcome, CdcSide
 from insightloop.cli.supervisor import Supervisor
 from insightloop.demo.catalog import DRIFT_EVENT, DRIFT_PROPERTY, NO_CONTRACT_EVENT
+from insightloop.demo.cdc import CdcSummary, SchemaCheck
 from insightloop.demo.driver import TrafficRun, TrafficStats
 from insightloop.demo.report import EVENT_TABLES, LakeSummary, LatencyTracker, Outcome, percentiles
+from insightloop.processor.cdc import naming
 
 #: ``summarize`` probe labels: the drifted and the contract-breaking events the demo sent.
 DRIFT = "drift"
 BROKEN = "broken"
 NO_CONTRACT_TABLE = "cleaned.onboarding_step_completed"
+CDC_TABLES = f"{naming.CLEANED}.{naming.PREFIX}"
 
 
 @dataclass
@@ -29,6 +33,7 @@ class DemoView:
     events: Iterable[str]
     duration: float | None
     phase: str = field(default="sending traffic")
+    cdc: CdcSide | None = None
 
     def render(self, rows: dict[str, int], latency: LatencyTracker) -> Panel:
         with self.traffic.lock:
@@ -54,6 +59,9 @@ class DemoView:
             f"raw {rows.get('raw.sdk_events', 0):,} · cleaned events {cleaned:,} "
             f"· quarantine {quarantined:,}",
         )
+        cdc_line = None if self.cdc is None else self.cdc.panel(rows)
+        if cdc_line is not None:
+            grid.add_row("cdc", cdc_line)
         stats_line = percentiles(latency.latencies)
         seen = len(latency.latencies)
         where = latency.table or "the warehouse"
@@ -82,9 +90,11 @@ def render_summary(
 ) -> None:
     console.print()
     tables = Table("cleaned table", "rows", title="What landed where", title_justify="left")
-    for name, count in lake.cleaned.items():
+    # cleaned.app_* (CDC's) have their own account: ``render_cdc_summary``.
+    events = {name: n for name, n in lake.cleaned.items() if not name.startswith(CDC_TABLES)}
+    for name, count in events.items():
         tables.add_row(name, f"{count:,}")
-    if not lake.cleaned:
+    if not events:
         tables.add_row("(none yet)", "0")
     console.print(tables)
 
@@ -181,4 +191,96 @@ def _outcome_text(sent: int, distinct: int, outcome: Outcome | None) -> str:
     return (
         f"sent {sent:,} ({distinct:,} distinct), quarantined {found.contract_violations:,} as "
         f"contract_violation, loaded {found.loaded:,} {check}"
+    )
+
+
+#: Debezium ops, as the summary names them.
+OPS = {"r": "snapshot reads", "c": "inserts", "u": "updates", "d": "deletes", "t": "truncates"}
+OK = "✓"
+NOT_OK = "[red]✗[/]"
+
+
+def render_cdc_summary(console: Console, outcome: CdcOutcome) -> None:
+    """Change data capture: rows per table in the source and in the lake (✓ when equal), the
+    changes captured, the schema change on both sides, the lag."""
+    console.print()
+    if outcome.off is not None:
+        console.print(f"[bold]Change data capture[/]: {outcome.off}", highlight=False)
+        return
+    summary = outcome.summary or CdcSummary()
+    tables = Table(
+        "source table",
+        "source rows",
+        "cleaned table",
+        "live rows",
+        "tombstones",
+        "history rows",
+        "equal",
+        title="Change data capture: source rows vs live rows in the lake (WHERE NOT _deleted)",
+        title_justify="left",
+    )
+    for t in summary.tables:
+        live = "-" if t.live_rows is None else f"{t.live_rows:,}"
+        tables.add_row(
+            t.source,
+            f"{t.source_rows:,}",
+            t.lake,
+            live,
+            f"{t.deleted_rows:,}",
+            f"{t.history_rows:,}",
+            OK if t.equal else NOT_OK,
+        )
+    if summary.tables:
+        console.print(tables)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    if summary.error is not None:
+        facts.add_row("source", f"[red]{summary.error}[/]")
+    if outcome.workload:
+        made = f"workload: {outcome.changes_made:,} changes in {outcome.transactions:,} transactions"
+        if outcome.workload_error:
+            made += f" [red](stopped early: {outcome.workload_error})[/]"
+        facts.add_row("source", made)
+    else:
+        facts.add_row("source", "cdc.dsn: captured as it is (the demo does not write to it)")
+    captured = sum(summary.captured.values())
+    ops = ", ".join(f"{summary.captured[op]:,} {OPS.get(op, op)}" for op in OPS if op in summary.captured)
+    facts.add_row("captured", f"{captured:,} changes in raw.cdc_changes" + (f": {ops}" if ops else ""))
+    if outcome.missing is None:
+        facts.add_row("caught up", f"the lake reached the source's last LSN {OK}")
+    else:
+        facts.add_row("caught up", f"{NOT_OK} not when the demo stopped waiting: {outcome.missing}")
+    differ = [t.source for t in summary.tables if not t.equal]
+    if summary.tables:
+        facts.add_row(
+            "equal",
+            f"live rows = source rows in all {len(summary.tables)} tables {OK}"
+            if not differ
+            else f"{NOT_OK} {len(differ)} of {len(summary.tables)} tables differ: {', '.join(differ)}",
+        )
+    for check in summary.schema:
+        facts.add_row("schema change", _schema_text(check, outcome.workload))
+    facts.add_row("lag", _lag_text(outcome.lags))
+    console.print(Panel(Group(facts), title="Change data capture", title_align="left"))
+
+
+def _schema_text(check: SchemaCheck, workload: bool) -> str:
+    if not check.reached:
+        why = "the workload did not get that far" if workload else "not in this database"
+        return f"{check.source} {check.expected}: not in the source ({why})"
+    lake = check.lake_type or "missing"
+    return f"{check.source} is {check.source_type} in the source → {check.lake} is {lake} " + (
+        OK if check.seen else NOT_OK
+    )
+
+
+def _lag_text(lags: list[float]) -> str:
+    line = percentiles(lags)
+    if line is None:
+        return "not measured (no source change was timed)"
+    median, p95, worst = line
+    return (
+        f"source commit → queryable in cleaned.app_*: median {median:.1f} s, p95 {p95:.1f} s, "
+        f"max {worst:.1f} s ({len(lags)} samples, polled every {LAG_EVERY:.0f} s)"
     )

@@ -139,10 +139,15 @@ def demo(
         float | None, typer.Option(help="Seconds of traffic; until Ctrl-C when not given.", min=1)
     ] = None,
     rate: Annotated[float, typer.Option(help="Events per second to send.", min=1)] = 2000.0,
-    seed: Annotated[int, typer.Option(help="Seed of the traffic generator.")] = 7,
+    seed: Annotated[int, typer.Option(help="Seed of the traffic and workload generators.")] = 7,
+    cdc_rate: Annotated[
+        float,
+        typer.Option(help="Changes per second the workload makes in the demo application database.", min=1),
+    ] = 200.0,
 ) -> None:
-    """Run the pipeline with realistic Segment traffic, then show what landed where and how fast."""
+    """Run the pipeline with realistic Segment traffic and, with cdc.enabled, an application
+    database changing under CDC; then show what landed where and how fast."""
     from insightloop.cli.demo import run_demo
 
     cli = state(ctx)
-    raise typer.Exit(run_demo(cli.config(), cli.config_path, duration, rate, seed))
+    raise typer.Exit(run_demo(cli.config(), cli.config_path, duration, rate, seed, cdc_rate))
