@@ -41,6 +41,12 @@ def timestamp(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values, NaN included (a float column's NaN is the same value again, although
+    ``nan != nan``: a repeated snapshot of it must not count as a change)."""
+    return bool(a == b) or (isinstance(a, float) and isinstance(b, float) and a != a and b != b)
+
+
 class Fold:
     """Applies one table's events to ``rows`` (the rows of every key the events touch, or
     of the whole table when a TRUNCATE or SnapshotDone is among them)."""
@@ -99,7 +105,7 @@ class Fold:
                     self._tombstone(old_key, old, change.lsn, at, change, change.before, suffix=":moved")
         live = current if current is not None and not current["_deleted"] else None
         values = self._values(change, live)
-        if change.op == "r" and live is not None and all(live.get(n) == v for n, v in values.items()):
+        if change.op == "r" and live is not None and all(_same(live.get(n), v) for n, v in values.items()):
             live["_lsn"] = change.lsn  # a repeated snapshot: nothing changed
             self.dirty = True
             return
