@@ -1,0 +1,320 @@
+"""Helpers of the CDC end-to-end tests: one real PostgreSQL, the real ``cdc-reader`` and
+``cdc-processor`` processes (``testing.Services``), and comparisons of the source tables with
+the lake's ``cleaned.app_<table>`` tables, read independently on each side (psycopg's own
+types on one, Arrow's on the other) and normalised the same way."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pyarrow.compute as pc
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+
+from insightloop.cdc.appdb import server
+from insightloop.cdc.appdb.schema import TABLES, create_schema
+from insightloop.cdc.state import load_state, parse_lsn, state_path
+from insightloop.config import Config, load_config
+from insightloop.lake.catalog import open_catalog
+from insightloop.log.factory import open_cdc_log
+from insightloop.processor.cdc.naming import history_identifier, state_identifier
+from insightloop.processor.cdc.raw_rows import CDC_CHANGES
+from insightloop.processor.cdc.stage import stored_watermark
+from insightloop.processor.progress import committed_progress
+from insightloop.testing import Services
+
+Key = tuple[Any, ...]
+Rows = dict[Key, dict[str, Any]]
+
+
+def new_database(port: int, name: str) -> str:
+    """A new database ``name`` with the demo schema; its DSN."""
+    with psycopg.connect(server.dsn_for(port, "postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = server.dsn_for(port, name)
+    with psycopg.connect(dsn) as conn:
+        create_schema(conn)
+    return dsn
+
+
+def cdc_env(dsn: str, slot: str) -> dict[str, str]:
+    return {
+        "INSIGHTLOOP__CDC__ENABLED": "true",
+        "INSIGHTLOOP__CDC__DSN": dsn,
+        "INSIGHTLOOP__CDC__SLOT": slot,
+        "INSIGHTLOOP__CDC__PUBLICATION": slot,
+        "INSIGHTLOOP__CDC__METRICS_PORT": "0",
+        "INSIGHTLOOP__CDC__PROCESSOR_METRICS_PORT": "0",
+        "INSIGHTLOOP__LOG__FSYNC": "false",
+        "INSIGHTLOOP__PROCESSOR__MAX_BATCH_SECONDS": "0.5",
+        "INSIGHTLOOP__CONTRACTS__MODE": "off",
+    }
+
+
+def cdc_services(data_dir: Path, dsn: str, slot: str) -> tuple[Services, Config]:
+    env = cdc_env(dsn, slot)
+    services = Services(data_dir, extra_env=env)
+    return services, load_config(environ={"INSIGHTLOOP_DATA_DIR": str(data_dir), **env})
+
+
+def current_lsn(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        return parse_lsn(row[0])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, services: Services | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if services is not None:
+            for name, proc in services.procs.items():
+                if proc.poll() is not None:
+                    raise AssertionError(f"{name} exited ({proc.returncode}): {services.output(name)}")
+        if time.monotonic() > deadline:
+            outputs = ""
+            if services is not None:
+                outputs = "".join(f"\n--- {n}:\n{services.output(n)[-2000:]}" for n in services.procs)
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}{outputs}")
+        time.sleep(0.2)
+
+
+def reader_confirmed(config: Config) -> int:
+    st = load_state(state_path(config))
+    return st.confirmed_lsn if st is not None and st.snapshot.complete else 0
+
+
+def log_end(config: Config) -> int:
+    """The offset the CDC log's next record gets."""
+    log = open_cdc_log(config)
+    try:
+        shard = log.shards()[0]
+        records = log.lag(shard, None).records
+        return int(records or 0)
+    finally:
+        log.close()
+
+
+def processor_applied(config: Config, end: int) -> bool:
+    """Stage 1 committed every log record before ``end`` and stage 2 applied them all."""
+    try:
+        raw = open_catalog(config).load_table(CDC_CHANGES)
+    except NoSuchTableError:
+        return end == 0
+    progress = committed_progress(raw)
+    done = max(progress.positions.values(), default=-1)
+    return done >= end - 1 and stored_watermark(config) >= progress.seq
+
+
+def wait_applied(config: Config, dsn: str, services: Services, timeout: float = 90.0) -> None:
+    """Until the processor has applied every change up to the source's current WAL position:
+    the reader confirmed it (so it is in the log), then raw and stage 2 hold the whole log."""
+    target = current_lsn(dsn)
+    wait_for(lambda: reader_confirmed(config) >= target, timeout, "the reader to catch up", services)
+    end = log_end(config)
+    wait_for(lambda: processor_applied(config, end), timeout, "the processor to apply the log", services)
+
+
+# -- comparing ----------------------------------------------------------------------------
+
+
+def column_types(conn: psycopg.Connection[tuple[Any, ...]], table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+        " WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        (f"public.{table}",),
+    ).fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
+def key_columns(conn: psycopg.Connection[tuple[Any, ...]], table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)"
+        " WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum",
+        (f"public.{table}",),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def normalise(pg_type: str, value: Any, *, lake: bool = False) -> Any:
+    """One value, from either side, in one comparable form: JSON documents and arrays parsed
+    (the lake keeps them as JSON text, psycopg parses them) and re-serialised with sorted
+    keys, decimals as their exact decimal text, timestamps as UTC ISO-8601, dates ISO."""
+    if value is None:
+        return None
+    if pg_type in ("json", "jsonb") or pg_type.endswith("[]"):
+        parsed = orjson.loads(value) if lake else value
+        return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS).decode()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return "naive:" + value.isoformat()
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, bool | int | float | str | bytes):
+        return value
+    raise AssertionError(f"unexpected {type(value).__name__} {value!r:.80} for {pg_type}")
+
+
+def source_tables(dsn: str) -> dict[str, tuple[dict[str, str], list[str], Rows]]:
+    """Per table: column types, key columns and the rows (normalised), read by psycopg."""
+    out: dict[str, tuple[dict[str, str], list[str], Rows]] = {}
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        for table in TABLES:
+            types = column_types(conn, table)
+            key = key_columns(conn, table)
+            rows: Rows = {}
+            with conn.cursor() as cur:
+                cur.execute(psycopg.sql.SQL("SELECT * FROM {}").format(psycopg.sql.Identifier(table)))
+                names = [d.name for d in cur.description or ()]
+                for raw in cur:
+                    row = {n: normalise(types[n], v) for n, v in zip(names, raw, strict=True)}
+                    rows[tuple(row[k] for k in key)] = row
+            out[table] = (types, key, rows)
+    return out
+
+
+def lake_rows(catalog: Catalog, table: str, types: dict[str, str], key: list[str]) -> Rows:
+    """The live rows of ``cleaned.app_<table>``, the source's columns only, normalised."""
+    try:
+        data = catalog.load_table(state_identifier(f"public.{table}")).scan().to_arrow()
+    except NoSuchTableError:
+        return {}
+    data = data.filter(pc.invert(data.column("_deleted")))
+    rows: Rows = {}
+    for raw in data.to_pylist():
+        missing = set(types) - set(raw)
+        assert not missing, f"cleaned.app_{table} lacks columns {missing}"
+        row = {n: normalise(t, raw[n], lake=True) for n, t in types.items()}
+        rows[tuple(row[k] for k in key)] = row
+    return rows
+
+
+def assert_lake_equals_source(config: Config, dsn: str) -> dict[str, int]:
+    """Every ``cleaned.app_<table>`` (live rows) equals its source table, row for row and
+    column for column; returns the row count per table."""
+    catalog = open_catalog(config)
+    counts: dict[str, int] = {}
+    problems: list[str] = []
+    for table, (types, key, want) in source_tables(dsn).items():
+        got = lake_rows(catalog, table, types, key)
+        missing, extra = set(want) - set(got), set(got) - set(want)
+        differ = [k for k in set(want) & set(got) if want[k] != got[k]]
+        if missing or extra or differ:
+            sample = ""
+            if differ:
+                k = sorted(differ, key=repr)[0]
+                cols = {n: (want[k][n], got[k][n]) for n in want[k] if want[k][n] != got[k][n]}
+                sample = f"; e.g. key {k}: (source, lake) {cols}"
+            problems.append(
+                f"{table}: {len(missing)} missing, {len(extra)} extra, {len(differ)} differ "
+                f"of {len(want)}{sample} (missing e.g. {sorted(missing, key=repr)[:3]},"
+                f" extra e.g. {sorted(extra, key=repr)[:3]})"
+            )
+        counts[table] = len(want)
+    assert not problems, "lake differs from the source:\n" + "\n".join(problems)
+    return counts
+
+
+def history_ids(config: Config) -> dict[str, list[str]]:
+    catalog = open_catalog(config)
+    out: dict[str, list[str]] = {}
+    for table in TABLES:
+        try:
+            data = catalog.load_table(history_identifier(f"public.{table}")).scan(
+                selected_fields=("event_id",)
+            )
+            out[table] = data.to_arrow().column("event_id").to_pylist()
+        except NoSuchTableError:
+            out[table] = []
+    return out
+
+
+def assert_no_duplicate_history(config: Config) -> dict[str, list[str]]:
+    ids = history_ids(config)
+    for table, found in ids.items():
+        seen: set[str] = set()
+        twice = {i for i in found if i in seen or seen.add(i)}  # type: ignore[func-returns-value]
+        if twice:
+            data = open_catalog(config).load_table(history_identifier(f"public.{table}")).scan().to_arrow()
+            rows = [r for r in data.to_pylist() if r["event_id"] in twice][:6]
+            raise AssertionError(f"cleaned.app_{table}_changes holds {len(twice)} event ids twice: {rows}")
+    return ids
+
+
+def change_counts(dsn: str) -> dict[str, int]:
+    """Rows inserted + updated + deleted per table, as the server's statistics count them
+    (independent of the reader); flushed when the writing sessions end."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        rows = conn.execute(
+            "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables"
+            " WHERE schemaname = 'public'"
+        ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def row_counts(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return {
+            t: int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # type: ignore[index]
+            for t in TABLES
+        }
+
+
+def edge_values(conn: psycopg.Connection[tuple[Any, ...]], tag: str) -> int:
+    """One transaction of values that are easy to get wrong between the two sides: JSON with
+    big and precise numbers, escapes and unicode; arrays with NULLs, quotes, commas, braces
+    and backslashes; NaN and infinite floats; timestamps with odd offsets and microseconds;
+    padded char(n). Returns the rows it changed."""
+    with conn.transaction():
+        row = conn.execute(
+            "INSERT INTO accounts (name, domain, plan_id, settings, notes, mrr, created_at, updated_at)"
+            " VALUES (%s, NULL, 4, %s::jsonb, %s, '0.01', '2026-03-01 12:34:56.789012+05:30',"
+            " '1970-01-01 00:00:00+00') RETURNING id",
+            (
+                f"Edge\t{tag} ünïcödé 😀",
+                '{"int": 9007199254740993, "tiny": 1e-300, "half": 2.50, "esc": "a\\"b\\\\c\\n",'
+                ' "emoji": "😀", "nested": {"a": [1, {"b": null}]},'
+                ' "empty": {}, "list": []}',
+                "line1\nline2 \\ back",
+            ),
+        ).fetchone()
+        assert row is not None
+        account = int(row[0])
+        conn.execute(
+            "INSERT INTO feature_flags (account_id, flag, enabled, rollout, tags) VALUES"
+            " (%s, 'edge_nan', true, 'NaN',"
+            "  ARRAY['a,b', 'quote\"d', 'back\\slash', NULL, '{brace}', '', 'NULL']),"
+            " (%s, 'edge_inf', false, '-Infinity', '{}'),"
+            " (%s, 'edge_small', false, 5e-324, ARRAY[' lead', 'trail '])",
+            (account, account, account),
+        )
+        conn.execute(
+            "INSERT INTO invoices (account_id, number, amount, amount_cents, currency, issued_at, lines)"
+            " VALUES (%s, %s, '99999999.99', 2147483647, 'ab', '2026-06-30 23:59:59.999999-11:00',"
+            " %s::jsonb)",
+            (account, f"INV-edge-{tag}", '[{"sku": "x", "qty": 1.50, "note": null}]'),
+        )
+        conn.execute(
+            "INSERT INTO subscriptions (account_id, plan_id, status, seats, started_on, ends_on, cancel_at)"
+            " VALUES (%s, 4, 'active', 1, '0001-01-01', '9999-12-31', '2026-01-01 00:00:00.000001+00')",
+            (account,),
+        )
+        # A JSON document that is a bare string.
+        conn.execute("UPDATE accounts SET settings = '\"plain\"'::jsonb WHERE id = %s", (account,))
+    return 7
