@@ -112,6 +112,24 @@ class CdcConfig(msgspec.Struct, forbid_unknown_fields=True):
     wal_warn_bytes: int = 1 << 30
 
 
+class ExportsConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """``[exports]``: batch export files (``insightloop.exports``)."""
+
+    # The landing zone: <landing>/<source>/<entity>/<file>; a local folder or an s3:// URI.
+    # Empty: <data_dir>/landing.
+    landing: str = ""
+    # A file with more bad rows than this, or a larger share of bad rows, is rejected whole.
+    max_bad_rows: int = 1000
+    max_bad_fraction: float = 0.01
+    # The file loader looks for new files this often.
+    poll_seconds: float = 10.0
+    # Rows per Arrow batch read from a file, and the reader's (DuckDB's) memory limit.
+    batch_rows: int = 100_000
+    memory_limit: str = "1GB"
+    # Prometheus /metrics of the file loader on collector.host; 0: not served.
+    metrics_port: int = 9468
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True):
     data_dir: str = ".insightloop"
     collector: CollectorConfig = msgspec.field(default_factory=CollectorConfig)
@@ -122,6 +140,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     #: them (``contracts.dir`` is made absolute against the current directory at load).
     contracts: ContractsPolicy = msgspec.field(default_factory=ContractsPolicy)
     cdc: CdcConfig = msgspec.field(default_factory=CdcConfig)
+    exports: ExportsConfig = msgspec.field(default_factory=ExportsConfig)
 
     def path(self, *parts: str) -> Path:
         """A path under the data directory."""
@@ -231,6 +250,11 @@ def _check(config: Config) -> None:
             config.lake.snapshot_retention_min_count >= 1,
             "lake.snapshot_retention_min_count must be at least 1",
         ),
+        (config.exports.max_bad_rows >= 0, "exports.max_bad_rows must not be negative"),
+        (0 <= config.exports.max_bad_fraction <= 1, "exports.max_bad_fraction must be between 0 and 1"),
+        (config.exports.poll_seconds > 0, "exports.poll_seconds must be positive"),
+        (config.exports.batch_rows >= 1, "exports.batch_rows must be at least 1"),
+        (0 <= config.exports.metrics_port <= 65535, "exports.metrics_port must be between 0 and 65535"),
     ]
     for ok, message in checks:
         if not ok:

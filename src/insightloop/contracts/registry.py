@@ -23,8 +23,11 @@ import orjson
 from insightloop.contracts.errors import ContractError, SchemaVerError
 from insightloop.contracts.schemaver import SchemaVer
 
-#: Message types that can have contracts (later sources add theirs, e.g. ``cdc``, ``export``).
-KINDS = ("track", "identify", "group", "page", "screen")
+#: Message types that can have contracts (later sources add theirs, e.g. ``cdc``).
+#: ``export``: the rows of a batch export entity (``insightloop.exports.contract``).
+KINDS = ("track", "identify", "group", "page", "screen", "export")
+#: An export contract's own keys: primary key, updated-at column, subject keys, file options.
+EXPORT_KEY = "x-insightloop-export"
 #: The name of the one traits contract of identify and of group.
 TRAITS = "traits"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -209,3 +212,29 @@ def _check_header(schema: dict[str, Any], kind: str, name: str, version: SchemaV
             )
     if schema.get("type") != "object":
         raise ContractError(f"{where}: a {kind} contract describes an object: `type` must be 'object'")
+    if kind == "export":
+        _check_export(schema, where)
+
+
+def _check_export(schema: dict[str, Any], where: str) -> None:
+    """An export contract names its primary key (and its updated-at column, subject keys,
+    required columns) among its ``properties``."""
+    extra = schema.get(EXPORT_KEY)
+    properties = schema.get("properties")
+    if not isinstance(extra, dict) or not isinstance(properties, dict):
+        raise ContractError(f"{where}: an export contract needs `properties` and `{EXPORT_KEY}`")
+    key = extra.get("primary_key")
+    named: list[Any] = list(key) if isinstance(key, list) else []
+    if not named:
+        raise ContractError(f"{where}: `{EXPORT_KEY}.primary_key` must be a non-empty list of columns")
+    updated = extra.get("updated_at")
+    if updated is not None:
+        named.append(updated)
+    subjects = extra.get("subject_keys", {})
+    if not isinstance(subjects, dict):
+        raise ContractError(f"{where}: `{EXPORT_KEY}.subject_keys` must map a subject key to a column")
+    named.extend(subjects.values())
+    named.extend(schema.get("required", []))
+    for column in named:
+        if column not in properties:
+            raise ContractError(f"{where}: `{EXPORT_KEY}` names {column!r}, which is not in `properties`")

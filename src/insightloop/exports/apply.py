@@ -1,0 +1,128 @@
+"""Stage 2 of the file loader: raw → ``quarantine.export_rows`` and ``cleaned.crm_<entity>``,
+exactly once (the Staged shape of DESIGN.md).
+
+Each loaded file is one raw sequence (its ``FileRecord.seq``). Files are applied in raw
+order; for each, quarantine then cleaned, each table in one commit recording the sequence
+(``watermarks.RAW_SEQ``), and each table skips a sequence it already holds. Only then does
+the watermark file move past it: it only bounds what a restart looks at, so a lost or stale
+watermark costs a longer look, never a duplicate. A crash anywhere is a restart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from pyiceberg.catalog import Catalog
+from pyiceberg.table import Table
+
+from insightloop.contracts.registry import Registry
+from insightloop.errors import TerminalError
+from insightloop.exports import cleaned, quarantine
+from insightloop.exports.cleaned import Applied
+from insightloop.exports.contract import lookup
+from insightloop.exports.manifest import Manifest
+from insightloop.exports.raw_load import FileRecord, raw_table
+from insightloop.exports.reader import connect
+from insightloop.lake.watermarks import RAW_SEQ, committed_property
+
+_log = structlog.get_logger(__name__)
+WATERMARK = "watermark"
+
+
+def table_seq(table: Table | None) -> int:
+    if table is None:
+        return 0
+    value = committed_property(table, RAW_SEQ)
+    return int(value) if value is not None else 0
+
+
+class ExportStage:
+    def __init__(
+        self,
+        catalog: Catalog,
+        registry: Registry,
+        manifest: Manifest,
+        state_dir: Path,
+        *,
+        batch_rows: int,
+        memory_limit: str,
+    ) -> None:
+        self._catalog = catalog
+        self._registry = registry
+        self._manifest = manifest
+        self._watermark = state_dir / WATERMARK
+        self._batch_rows = batch_rows
+        self._memory_limit = memory_limit
+        #: Called with a table's name after its commit (tests inject crashes here).
+        self.after_table: Callable[[str], None] | None = None
+
+    def watermark(self) -> int:
+        try:
+            return int(self._watermark.read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def apply_pending(self) -> list[Applied]:
+        """Apply every loaded file above the watermark, in raw order."""
+        done: list[Applied] = []
+        mark = self.watermark()
+        for record in self._manifest.records():
+            if record.seq <= mark:
+                continue
+            done.extend(self.apply(record))
+            self._write_watermark(record.seq)
+        return done
+
+    def apply(self, record: FileRecord) -> list[Applied]:
+        contract = lookup(self._registry, record.entity)
+        if contract is None:
+            raise TerminalError(
+                f"no contract export/{record.entity} for the loaded file {record.uri} (raw sequence "
+                f"{record.seq}): restore the contract, then restart"
+            )
+        raw = raw_table(self._catalog)
+        applied: list[Applied] = []
+        connection = connect(self._memory_limit)
+        try:
+            if record.bad_rows:
+                table = quarantine.ensure_table(self._catalog)
+                if table_seq(table) < record.seq:
+                    rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
+                    quarantine.append(table, rows, record.seq)
+                    applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
+                self._after(quarantine.EXPORT_QUARANTINE)
+            target = cleaned.load_table(self._catalog, contract) or cleaned.ensure_table(
+                self._catalog, contract, list(contract.columns)
+            )
+            if table_seq(target) < record.seq:
+                live = self._live(record.entity)
+                applied.append(
+                    cleaned.apply_file(connection, target, raw, contract, record, live, self._batch_rows)
+                )
+            self._after(contract.table)
+        finally:
+            connection.close()
+        _log.info("export applied", file=record.uri, seq=record.seq, tables=[a.table for a in applied])
+        return applied
+
+    def _live(self, entity: str) -> list[FileRecord]:
+        """The current file of each source and period of ``entity``."""
+        latest: dict[tuple[str, str], FileRecord] = {}
+        for record in self._manifest.records():
+            if record.entity == entity:
+                latest[(record.source, record.period)] = record
+        return list(latest.values())
+
+    def _after(self, table: str) -> None:
+        if self.after_table is not None:
+            self.after_table(table)
+
+    def _write_watermark(self, seq: int) -> None:
+        self._watermark.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._watermark.with_suffix(".tmp")
+        tmp.write_text(f"{seq}\n")
+        os.replace(tmp, self._watermark)

@@ -1,0 +1,253 @@
+"""``cleaned.crm_<entity>``: one row per primary key, the latest version winning, typed by
+the export contract; derived from raw one file (one raw sequence) at a time.
+
+Columns: the contract's (typed; a file's new columns under the ``add`` policy as strings,
+added in place: earlier rows read null), then ``_source``, ``_period``, ``_file_sha256``,
+``_ingest_seq``, ``_row`` (the row's file and place in raw) and ``_loaded_at``.
+
+Applying a file's sequence is one DuckDB query and one Iceberg commit:
+
+- ``incoming``: the file's good rows from raw, cast to their column types;
+- ``kept``: the table's rows, except those of an earlier file of the same source and period
+  when this file replaces it (a corrected export);
+- ``revived``: for the keys only that earlier file held, their rows in raw from the other
+  files still current (an older day's version that the replaced file had beaten);
+- the union, one row per key: the latest ``updated_at`` wins, then the later load
+  (``_ingest_seq``), then the later row in the file.
+
+The result streams (Arrow batches) into new data files, and one OVERWRITE snapshot swaps
+the table's files for them, adds new columns and records ``watermarks.RAW_SEQ``: readers see
+the old rows or the new, never a mix; a crash before the commit changes nothing. Applying a
+sequence twice gives the same rows (the union's duplicates tie and collapse), and the
+sequence property lets a replay skip the table anyway.
+
+The table is rewritten whole at each file (unpartitioned: pyiceberg streams writes only
+into unpartitioned tables); see the module ``insightloop.exports`` for what that costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.types import IcebergType, LongType, NestedField, StringType, TimestamptzType
+
+from insightloop.exports.contract import ExportContract
+from insightloop.exports.raw_load import EXPORT_STREAM, FileRecord
+from insightloop.exports.raw_read import data_files, local_path, parquet_source
+from insightloop.exports.sql import ident, json_path, lit
+from insightloop.lake.maintenance import METADATA_PROPERTIES
+from insightloop.lake.watermarks import RAW_SEQ
+
+META: tuple[tuple[str, IcebergType], ...] = (
+    ("_source", StringType()),
+    ("_period", StringType()),
+    ("_file_sha256", StringType()),
+    ("_ingest_seq", LongType()),
+    ("_row", LongType()),
+    ("_loaded_at", TimestamptzType()),
+)
+META_NAMES = frozenset(name for name, _ in META)
+#: Table property: the primary key, comma-separated (for people and tools).
+KEY_PROPERTY = "insightloop.export.key"
+
+
+@dataclass(frozen=True)
+class Applied:
+    table: str
+    rows: int
+    replaced: str | None
+
+
+def load_table(catalog: Catalog, contract: ExportContract) -> Table | None:
+    try:
+        return catalog.load_table(contract.table)
+    except NoSuchTableError:
+        return None
+
+
+def ensure_table(catalog: Catalog, contract: ExportContract, columns: Sequence[str]) -> Table:
+    fields = [(name, contract.column_type(name).iceberg) for name in columns] + list(META)
+    schema = Schema(
+        *(NestedField(i, name, kind, required=False) for i, (name, kind) in enumerate(fields, start=1))
+    )
+    properties = {**METADATA_PROPERTIES, KEY_PROPERTY: ",".join(contract.primary_key)}
+    try:
+        return catalog.create_table(contract.table, schema=schema, properties=properties)
+    except TableAlreadyExistsError:
+        return catalog.load_table(contract.table)
+
+
+def apply_file(
+    connection: duckdb.DuckDBPyConnection,
+    table: Table,
+    raw: Table,
+    contract: ExportContract,
+    record: FileRecord,
+    live: Sequence[FileRecord],
+    batch_rows: int,
+) -> Applied:
+    """Merge the file ``record`` (its rows in ``raw``) into ``table`` in one commit.
+    ``live``: the current file of every source and period of the entity (for ``revived``)."""
+    file_columns = _file_columns(connection, raw, record)
+    present = {field.name for field in table.schema().fields}
+    added = [name for name in file_columns if name not in present and name not in META_NAMES]
+    if contract.new_columns != "add":
+        added = [name for name in added if name in contract.columns]
+    types = {field.name: field.field_type for field in table.schema().fields}
+    types.update({name: contract.column_type(name).iceberg for name in added})
+    columns = [name for name in types if name not in META_NAMES]
+    old_files = [task.file for task in table.scan().plan_files()] if table.metadata.current_snapshot() else []
+    query = _merge_sql(
+        contract, record, raw, columns, types, [local_path(f.file_path) for f in old_files], live
+    )
+    if query is None:
+        return Applied(contract.table, 0, record.replaces)
+    with table.transaction() as tx:
+        if added:
+            with tx.update_schema() as update:
+                for name in added:
+                    update.add_column(name, types[name])
+        target = schema_to_pyarrow(tx.table_metadata.schema(), include_field_ids=False)
+        stream = connection.sql(query).to_arrow_reader(batch_rows)
+        batches = pa.RecordBatchReader.from_batches(target, _conform(stream, target))
+        update_snapshot = tx.update_snapshot(snapshot_properties={RAW_SEQ: str(record.seq)})
+        with update_snapshot.overwrite() as overwrite:
+            for data_file in old_files:
+                overwrite.delete_data_file(data_file)
+            for data_file in _dataframe_to_data_files(
+                tx.table_metadata, batches, table.io, overwrite.commit_uuid
+            ):
+                overwrite.append_data_file(data_file)
+    table.refresh()
+    snapshot = table.metadata.current_snapshot()
+    total = (
+        snapshot.summary.additional_properties.get("total-records", "0")
+        if snapshot and snapshot.summary
+        else "0"
+    )
+    return Applied(contract.table, int(total), record.replaces)
+
+
+def _file_columns(connection: duckdb.DuckDBPyConnection, raw: Table, record: FileRecord) -> list[str]:
+    """The columns of the file's payloads (keys of its first good rows), in order."""
+    paths = data_files(raw, [record.seq])
+    if not paths:
+        return []
+    rows = connection.sql(
+        f"SELECT json_keys(decode(payload)::JSON) FROM {parquet_source(paths)} "
+        f"WHERE ingest_seq = {int(record.seq)} AND stream = {lit(EXPORT_STREAM)} LIMIT 1000"
+    ).fetchall()
+    seen: dict[str, None] = {}
+    for (keys,) in rows:
+        seen.update(dict.fromkeys(keys or []))
+    return list(seen)
+
+
+def _typed(columns: Sequence[str], types: dict[str, IcebergType], period: str, sha: str) -> str:
+    """SELECT list turning raw rows into typed cleaned rows."""
+    out = []
+    for name in columns:
+        text = f"json_extract_string(decode(payload)::JSON, {json_path(name)})"
+        kind = types[name]
+        if isinstance(kind, StringType):
+            out.append(f"{text} AS {ident(name)}")
+        else:
+            sql_type = _SQL_TYPES.get(str(kind), "VARCHAR")
+            out.append(f"TRY_CAST(NULLIF(trim({text}), '') AS {sql_type}) AS {ident(name)}")
+    out += [
+        "source AS _source",
+        f"{period} AS _period",
+        f"{sha} AS _file_sha256",
+        "ingest_seq AS _ingest_seq",
+        "CAST(json_extract(delivery, '$.row') AS BIGINT) AS _row",
+        "received_at AS _loaded_at",
+    ]
+    return ", ".join(out)
+
+
+_SQL_TYPES = {
+    "long": "BIGINT",
+    "int": "INTEGER",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "boolean": "BOOLEAN",
+    "timestamptz": "TIMESTAMPTZ",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+}
+
+
+def _merge_sql(
+    contract: ExportContract,
+    record: FileRecord,
+    raw: Table,
+    columns: Sequence[str],
+    types: dict[str, IcebergType],
+    old_paths: Sequence[str],
+    live: Sequence[FileRecord],
+) -> str | None:
+    """The merge query (None: no rows at all, nothing to commit)."""
+    key = ", ".join(ident(name) for name in contract.primary_key)
+    raw_paths = data_files(raw, [record.seq])
+    parts = []
+    if raw_paths:
+        parts.append(
+            f"SELECT {_typed(columns, types, lit(record.period), lit(record.sha256))} "
+            f"FROM {parquet_source(raw_paths)} "
+            f"WHERE ingest_seq = {int(record.seq)} AND stream = {lit(EXPORT_STREAM)}"
+        )
+    ctes = []
+    if old_paths:
+        old = parquet_source(old_paths, union_by_name=True)
+        replaced = f"_source = {lit(record.source)} AND _period = {lit(record.period)}"
+        ctes.append(f"old AS (SELECT * FROM {old})")
+        parts.append(f"SELECT * FROM old WHERE NOT ({replaced})" if record.replaces else "SELECT * FROM old")
+        others = [
+            r.seq
+            for r in live
+            if r.seq != record.seq and (r.source, r.period) != (record.source, record.period)
+        ]
+        other_paths = data_files(raw, others) if record.replaces else []
+        if other_paths:
+            in_seqs = ", ".join(str(seq) for seq in others)
+            period = "json_extract_string(delivery, '$.period')"
+            sha = "json_extract_string(delivery, '$.sha256')"
+            ctes.append(f"gone AS (SELECT DISTINCT {key} FROM old WHERE {replaced})")
+            typed = _typed(columns, types, period, sha)
+            parts.append(
+                f"SELECT * FROM (SELECT {typed} FROM {parquet_source(other_paths)} "
+                f"WHERE ingest_seq IN ({in_seqs}) AND stream = {lit(EXPORT_STREAM)}) "
+                f"WHERE ({key}) IN (SELECT ({key}) FROM gone)"
+            )
+    if not parts:
+        return None
+    union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
+    updated = contract.updated_at
+    order = [f"{ident(updated)} DESC NULLS LAST"] if updated is not None and updated in columns else []
+    order += ["_ingest_seq DESC", "_row DESC"]
+    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
+    return (
+        f"{with_clause}SELECT * FROM ({union}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
+    )
+
+
+def _conform(stream: pa.RecordBatchReader, target: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Each batch with ``target``'s columns (missing ones null) and types."""
+    for batch in stream:
+        names = batch.schema.names
+        arrays = [
+            batch.column(names.index(field.name)).cast(field.type)
+            if field.name in names
+            else pa.nulls(batch.num_rows, field.type)
+            for field in target
+        ]
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -1,0 +1,98 @@
+"""``quarantine.export_rows``: every bad row of every loaded file, with the file, its row
+number (and line, when the CSV parser refused it), a failure ``kind`` (``wrong_type``,
+``missing_field``, ``invalid_utf8``, ``malformed_json``, ``wrong_column_count``,
+``malformed_row``), the column concerned, a readable reason, and the row as received.
+
+Derived from raw's ``rejected`` rows of one raw sequence (one file) in one commit recording
+``watermarks.RAW_SEQ``: a replay of a sequence the table already holds adds nothing. A
+rejected file (over the bad-row limit) has no rows in raw, so none here either: its status
+says why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.transforms import DayTransform
+from pyiceberg.types import BinaryType, LongType, NestedField, StringType, TimestamptzType
+
+from insightloop.exports.raw_read import data_files, parquet_source
+from insightloop.exports.sql import lit
+from insightloop.lake.maintenance import METADATA_PROPERTIES
+from insightloop.lake.watermarks import RAW_SEQ
+
+EXPORT_QUARANTINE = "quarantine.export_rows"
+
+SCHEMA = Schema(
+    NestedField(1, "event_id", StringType(), required=True, doc="<sha256>:<row>, as in raw"),
+    NestedField(2, "source", StringType(), required=True),
+    NestedField(3, "entity", StringType(), required=True),
+    NestedField(4, "file", StringType(), required=True),
+    NestedField(5, "sha256", StringType(), required=True),
+    NestedField(6, "period", StringType(), required=False),
+    NestedField(7, "row", LongType(), required=True, doc="the row's number in raw (parse order)"),
+    NestedField(
+        8, "line", LongType(), required=False, doc="record number in the file, if the parser knew it"
+    ),
+    NestedField(9, "kind", StringType(), required=True),
+    NestedField(10, "column_name", StringType(), required=False),
+    NestedField(11, "reason", StringType(), required=True),
+    NestedField(12, "payload", BinaryType(), required=True, doc="the row as received"),
+    NestedField(13, "origin", StringType(), required=True, doc="file:<path>:<row>"),
+    NestedField(14, "ingest_seq", LongType(), required=True),
+    NestedField(15, "quarantined_at", TimestamptzType(), required=True),
+)
+SPEC = PartitionSpec(PartitionField(15, 1000, DayTransform(), "quarantined_day"))
+ARROW_SCHEMA = SCHEMA.as_arrow()
+
+
+def load_table(catalog: Catalog) -> Table | None:
+    try:
+        return catalog.load_table(EXPORT_QUARANTINE)
+    except NoSuchTableError:
+        return None
+
+
+def ensure_table(catalog: Catalog) -> Table:
+    try:
+        return catalog.create_table(
+            EXPORT_QUARANTINE, schema=SCHEMA, partition_spec=SPEC, properties=METADATA_PROPERTIES
+        )
+    except TableAlreadyExistsError:
+        return catalog.load_table(EXPORT_QUARANTINE)
+
+
+def bad_rows(connection: duckdb.DuckDBPyConnection, raw: Table, seq: int, now: datetime) -> pa.Table:
+    """The rejected raw rows of sequence ``seq`` as quarantine rows (bounded by the
+    bad-row limit, so read whole)."""
+    paths = data_files(raw, [seq])
+    if not paths:
+        return ARROW_SCHEMA.empty_table()
+    query = f"""
+        SELECT event_id, source, schema_name AS entity,
+               json_extract_string(delivery, '$.file') AS file,
+               json_extract_string(delivery, '$.sha256') AS sha256,
+               json_extract_string(delivery, '$.period') AS period,
+               CAST(json_extract(delivery, '$.row') AS BIGINT) AS "row",
+               CAST(json_extract(delivery, '$.line') AS BIGINT) AS line,
+               coalesce(json_extract_string(rejection, '$.kind'), 'rejected') AS kind,
+               json_extract_string(rejection, '$.field') AS column_name,
+               coalesce(json_extract_string(rejection, '$.reason'), rejection, '') AS reason,
+               payload, origin, ingest_seq, {lit(now.isoformat())}::TIMESTAMPTZ AS quarantined_at
+        FROM {parquet_source(paths)}
+        WHERE ingest_seq = {int(seq)} AND stream = 'rejected'
+        ORDER BY "row"
+    """
+    return connection.sql(query).to_arrow_table().cast(ARROW_SCHEMA)
+
+
+def append(table: Table, rows: pa.Table, seq: int) -> None:
+    """One commit of ``rows``, recording ``seq``."""
+    table.append(rows, snapshot_properties={RAW_SEQ: str(seq)})
