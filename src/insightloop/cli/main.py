@@ -12,6 +12,7 @@ from insightloop.cli.cdc import cdc_app
 from insightloop.cli.cdc_processor import cdc_processor
 from insightloop.cli.context import CliState, config_errors_exit, fail, state
 from insightloop.cli.contracts import contracts_app
+from insightloop.cli.exports import load, loader
 from insightloop.cli.output import OutputFormat
 from insightloop.cli.quarantine import quarantine_app
 
@@ -24,6 +25,8 @@ app = typer.Typer(
 )
 app.add_typer(contracts_app, name="contracts")
 app.command("cdc-processor")(cdc_processor)
+app.command("load")(load)
+app.command("loader")(loader)
 app.add_typer(cdc_app, name="cdc")
 app.add_typer(quarantine_app, name="quarantine")
 

@@ -15,34 +15,46 @@ manifest cache and the status file have one writer.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import structlog
 from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
 from insightloop.contracts.errors import ContractError
 from insightloop.contracts.registry import Registry
-from insightloop.errors import ConfigError
+from insightloop.errors import ConfigError, InsightloopError
 from insightloop.exports.apply import ExportStage
 from insightloop.exports.contract import lookup
 from insightloop.exports.fingerprint import sha256_of
 from insightloop.exports.landing import LandedFile
 from insightloop.exports.limits import BadRowLimit
 from insightloop.exports.manifest import Manifest, raw_holds
-from insightloop.exports.raw_load import FileIdentity, FileRecord, commit_file, raw_table
+from insightloop.exports.raw_load import FileIdentity, FileRecord, Progress, commit_file, raw_table
 from insightloop.exports.reader import FileRejected, open_scan
-from insightloop.exports.status import LOADED, LOADING, REJECTED, UNCHANGED, FileStatus, StatusBook, now
+from insightloop.exports.status import (
+    DISCOVERED,
+    LOADED,
+    LOADING,
+    REJECTED,
+    UNCHANGED,
+    FileStatus,
+    StatusBook,
+    now,
+)
 from insightloop.exports.status import state_directory as status_directory
 
 _log = structlog.get_logger(__name__)
 #: The lock file (under the lake) of whoever loads files: the loader, or ``insightloop load``.
 LOCK = "file-loader.lock"
 
-Progress = Callable[[int], None]
+
+class LoadInterrupted(InsightloopError):
+    """A load was stopped on purpose (SIGTERM) before its commit: nothing of it is in the
+    lake, and the file loads again at the next start."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +123,13 @@ class FileLoader:
         )
         self.statuses.set(base)
         sha = sha256_of(file.filesystem, file.path)
-        outcome = self._load(file, sha, progress, started)
+        try:
+            outcome = self._load(file, sha, progress, started)
+        except LoadInterrupted:
+            self.statuses.set(
+                msgspec.structs.replace(base, status=DISCOVERED, reason="interrupted", sha256=sha)
+            )
+            raise
         self.statuses.set(
             FileStatus(
                 uri=base.uri,

@@ -83,7 +83,8 @@ class FileIdentity:
     bytes: int
 
 
-Progress = Callable[[int], None]
+#: Called after each batch with its rows and how far through the file (0 to 1; -1: unknown).
+Progress = Callable[[int, float], None]
 
 
 def raw_table(catalog: Catalog) -> Table:
@@ -173,7 +174,7 @@ class _Writer:
                     )
                 self._add(rows)
                 if progress is not None:
-                    progress(batch.num_rows)
+                    progress(batch.num_rows, scan.progress())
         except (OSError, pa.ArrowException, duckdb.Error) as exc:
             raise FileRejected(
                 f"{self._identity.uri}: cannot be read to its end: {_first_line(exc)}"

@@ -86,6 +86,11 @@ class FileScan:
             kind = _REJECT_KINDS.get(str(error_type), MALFORMED_ROW)
             yield ParserReject(int(line), kind, column, str(text or ""), str(message or error_type))
 
+    def progress(self) -> float:
+        """How far the reader is through the file, 0 to 1 (DuckDB's estimate; -1: unknown)."""
+        done = self._connection.query_progress()
+        return done / 100 if done >= 0 else -1.0
+
     def close(self) -> None:
         self._connection.close()
 

@@ -1,0 +1,132 @@
+"""``insightloop load PATH`` (one export file or a folder of them, by hand, with a progress
+bar) and ``insightloop loader`` (the file loader process, polling the landing zone).
+
+``load`` exits 0 when every file loaded or was already loaded (a no-op), 1 when any was
+rejected (or the file loader holds the lake's lock), 2 on bad usage or config. Each file's
+source and entity are ``--source``/``--entity``, or else the names of its grandparent and
+parent folders (``<landing>/<source>/<entity>/<file>``).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from insightloop.cli.context import config_errors_exit, fail, state
+
+if TYPE_CHECKING:
+    from insightloop.exports.landing import LandedFile
+    from insightloop.exports.loader import FileLoader, LoadOutcome
+
+_MB = 1_000_000
+
+
+def load(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="An export file, or a folder of them (searched recursively).")],
+    source: Annotated[
+        str | None, typer.Option(help="The files' source (default: each file's grandparent folder).")
+    ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option(help="The files' entity, as its contract export/<entity> (default: parent folder)."),
+    ] = None,
+) -> None:
+    """Load export files (CSV, JSON lines, Parquet; .gz/.zst) into raw, cleaned and quarantine."""
+    from insightloop.errors import TerminalError
+    from insightloop.exports.landing import local_files
+    from insightloop.exports.loader import FileLoader, lock_path
+    from insightloop.lake.catalog import open_catalog
+    from insightloop.processor.runner import exclusive
+
+    config = state(ctx).config()
+    if not path.exists():
+        raise fail(f"{path} does not exist", 2)
+    files = local_files(path, source, entity)
+    if not files:
+        raise fail(f"no export files in {path} (.csv, .tsv, .jsonl, .ndjson, .parquet; .gz, .zst)", 2)
+    out = Console(highlight=False, soft_wrap=True)
+    lock = lock_path(config)
+    rejected = 0
+    try:
+        with (
+            config_errors_exit(),
+            exclusive(
+                lock,
+                f"the file loader holds {lock}: put the file in the landing zone, or stop the loader first",
+            ),
+        ):
+            loader = FileLoader(config, open_catalog(config))
+            for file in files:
+                outcome = _load_one(loader, file)
+                rejected += outcome.status == "rejected"
+                out.print(_describe(outcome))
+    except TerminalError as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(1 if rejected else 0)
+
+
+def _load_one(loader: FileLoader, file: LandedFile) -> LoadOutcome:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TextColumn("{task.fields[mbps]:>7.1f} MB/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task(file.name, total=1.0, rows=0, mbps=0.0)
+        started = time.perf_counter()
+        rows = 0
+
+        def advance(batch_rows: int, fraction: float) -> None:
+            nonlocal rows
+            rows += batch_rows
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            done = max(fraction, 0.0)
+            progress.update(task, completed=done, rows=rows, mbps=file.size * done / elapsed / _MB)
+
+        return loader.load(file, advance)
+
+
+def _describe(outcome: LoadOutcome) -> str:
+    file = outcome.file
+    if outcome.status == "rejected":
+        return f"rejected   {file.uri}: {outcome.reason}"
+    if outcome.status == "unchanged":
+        return f"unchanged  {file.uri}: {outcome.reason} (nothing loaded)"
+    record = outcome.record
+    assert record is not None
+    speed = file.size / max(outcome.seconds, 1e-6) / _MB
+    replaced = f", replaces {record.replaces[:12]}… of period {record.period}" if record.replaces else ""
+    return (
+        f"loaded     {file.uri}: {record.rows:,} rows, {record.bad_rows:,} bad (quarantined) as "
+        f"{file.source}/{file.entity} {record.period}{replaced}; "
+        f"{file.size / _MB:,.1f} MB in {outcome.seconds:.1f} s ({speed:,.1f} MB/s)"
+    )
+
+
+def loader(ctx: typer.Context) -> None:
+    """Run the file loader: load new files from the landing zone (exports.landing) until Ctrl-C."""
+    from insightloop.cli.services import service_running
+    from insightloop.exports.service import SERVICE, run
+
+    config = state(ctx).config()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    with service_running(config, SERVICE):
+        run(config, stop=stop)
