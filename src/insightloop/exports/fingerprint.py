@@ -12,7 +12,7 @@ CHUNK_BYTES = 8 << 20
 
 def sha256_of(filesystem: pafs.FileSystem, path: str) -> str:
     digest = hashlib.sha256()
-    with filesystem.open_input_stream(path) as stream:
+    with filesystem.open_input_stream(path, compression=None) as stream:
         while chunk := stream.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()

@@ -84,6 +84,7 @@ class FileScan:
         ).fetchall()
         for line, error_type, column, text, message in rows:
             kind = _REJECT_KINDS.get(str(error_type), MALFORMED_ROW)
+            column = None if kind == WRONG_COLUMN_COUNT else column  # no one column is to blame
             yield ParserReject(int(line), kind, column, str(text or ""), str(message or error_type))
 
     def progress(self) -> float:
@@ -228,7 +229,7 @@ def _select(
     email_sql = f"sha256(lower(NULLIF(trim({text[email]}), '')))" if email in text and email else "NULL"
     subjects.append(f"{email_sql}::VARCHAR AS subject_email_sha256")
     return (
-        f"SELECT payload, event_time, {', '.join(c.split(' AS ')[1] for c in subjects)}, "
+        f"SELECT payload, event_time, {', '.join([*_SUBJECT_COLUMNS.values(), 'subject_email_sha256'])}, "
         "CASE WHEN kind IS NOT NULL THEN "
         "json_object('kind', kind, 'field', field, 'reason', reason)::VARCHAR END AS rejection"
         f" FROM (SELECT {payload} AS payload, {event_time} AS event_time, "
