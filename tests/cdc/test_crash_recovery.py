@@ -154,5 +154,5 @@ def test_slot_recreated_while_down_is_detected(config: Config, dsn: str) -> None
     assert st is not None and st.resnapshots == 1
     assert_log_matches_source(config, dsn, ALL)
     items = read_log(config)[0]
-    reads = [c for c in items if getattr(c, "op", None) == "r" and c.lsn == st.slot_lsn]
+    reads = [c for c in items if getattr(c, "op", None) == "r" and c.lsn == st.snapshot_lsn]
     assert sorted(c.event.after["id"] for c in reads if c.table == "public.accounts") == [1, 3]

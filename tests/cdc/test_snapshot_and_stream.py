@@ -3,6 +3,8 @@ unchanged TOAST values, schema changes, and a whole workload replayed equal to t
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 from cdc_kit import (  # type: ignore[import-not-found]
     assert_log_matches_source,
@@ -16,6 +18,7 @@ from cdc_kit import (  # type: ignore[import-not-found]
 from insightloop.cdc.appdb.schema import TABLES
 from insightloop.cdc.appdb.workload import Workload
 from insightloop.cdc.changes import SnapshotDone
+from insightloop.cdc.state import load_state, state_path
 from insightloop.config import Config
 
 ALL = [f"public.{t}" for t in TABLES]
@@ -142,3 +145,53 @@ def test_workload_with_large_transactions_and_schema_change_replays_to_the_sourc
     assert stats.large_transactions >= 2 and stats.schema_changes == 2
     changes = assert_log_matches_source(config, dsn, ALL)
     assert {"r", "c", "u", "d"} <= {c.op for c in changes}
+
+
+def _snapshot_complete(config: Config) -> bool:
+    st = load_state(state_path(config))
+    return st is not None and st.snapshot.complete
+
+
+def test_a_transaction_in_flight_at_the_consistent_point_streams_after_the_reads(
+    config: Config, dsn: str
+) -> None:
+    """A transaction that began while the slot was being created and commits after its
+    consistent point is not in the snapshot, so it is streamed; its WAL records lie *before*
+    the consistent point. The snapshot reads must carry an LSN below them (where the slot's
+    decoding started), or the processor's LSN guard would take the streamed change for an
+    older one than the read and drop it (a lost update). The slot's snapshot builder is
+    driven through its states by WAL order alone: A blocks it, B starts, A ends (full
+    snapshot), C starts, B ends (consistent: C still running)."""
+    admin = psycopg.connect(dsn, autocommit=True)
+    a, b, c = (psycopg.connect(dsn) for _ in range(3))
+    try:
+        admin.execute("INSERT INTO users (id, email) VALUES (1, 'one@x.example'), (2, 'two@x.example')")
+        a.execute("UPDATE plans SET name = name WHERE id = 1")  # A holds an xid
+        with reader_thread(config, dsn):
+            query = "SELECT 1 FROM pg_replication_slots WHERE slot_name = %s"
+            deadline = time.monotonic() + 30
+            while not admin.execute(query, (config.cdc.slot,)).fetchone():
+                assert time.monotonic() < deadline, "the reader did not start creating its slot"
+                time.sleep(0.05)
+            b.execute("UPDATE users SET full_name = 'by B' WHERE id = 1")
+            a.commit()
+            admin.execute("SELECT pg_log_standby_snapshot()")
+            c.execute("UPDATE users SET full_name = 'by C' WHERE id = 2")
+            b.commit()
+            admin.execute("SELECT pg_log_standby_snapshot()")
+            deadline = time.monotonic() + 30
+            while not _snapshot_complete(config):
+                assert time.monotonic() < deadline, "the snapshot did not complete"
+                time.sleep(0.05)
+            c.commit()
+            wait_caught_up(config, dsn)
+    finally:
+        for conn in (admin, a, b, c):
+            conn.close()
+    changes = changes_only(read_log(config)[0])
+    reads = [ch for ch in changes if ch.op == "r" and ch.table == "public.users"]
+    streamed = [ch for ch in changes if ch.op != "r" and ch.table == "public.users"]
+    assert {r.event.after["full_name"] for r in reads if r.event.after} >= {"by B", None}
+    (by_c,) = [ch for ch in streamed if ch.event.after and ch.event.after["full_name"] == "by C"]
+    assert all(r.lsn < by_c.lsn for r in reads), "a streamed change sorts before the snapshot reads"
+    assert_log_matches_source(config, dsn, ALL)

@@ -46,7 +46,9 @@ class ChangeSource(msgspec.Struct, frozen=True):
     db: str
     schema: str
     table: str
-    #: WAL position of the change (for ``r``: the slot's consistent point).
+    #: WAL position of the change (for ``r``: where the slot's decoding started, its
+    #: restart point at creation: at or before the consistent point, and before every
+    #: change streamed after the snapshot, in-flight transactions' included).
     lsn: int
     #: Commit time of the transaction (for ``r``: when the snapshot began), ms since epoch.
     ts_ms: int
@@ -85,7 +87,7 @@ class CapturedChange(msgspec.Struct, array_like=True, frozen=True):
 
 class SnapshotDone(msgspec.Struct, array_like=True, frozen=True):
     """A table's snapshot is complete: every row it holds was sent as an ``r`` change with
-    ``lsn`` (the slot's consistent point). A current-state row of ``table`` whose last
+    ``lsn`` (the slot's restart point, as the reads). A current-state row of ``table`` whose last
     change is older than ``lsn`` was not in the source then (deleted while the slot was
     missing, say) and is deleted downstream."""
 

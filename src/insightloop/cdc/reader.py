@@ -218,6 +218,7 @@ class Reader:
         if slot_info(sql, name) is not None:
             drop_slot(sql, name)
         created = create_slot(cursor, name)
+        reads_lsn = _reads_lsn(sql, name, created.consistent_lsn)
         tables = publication_tables(sql, self.settings.publication)
         st = ReaderState(
             system_id=system_id,
@@ -227,6 +228,7 @@ class Reader:
             confirmed_lsn=created.consistent_lsn,
             snapshot=SnapshotProgress(tables_total=len(tables), started_at=time.time()),
             resnapshots=(previous.resnapshots + (reason != "new")) if previous else 0,
+            snapshot_lsn=reads_lsn,
         )
         save_state(self.state_file, st)
         self.state = st
@@ -261,7 +263,7 @@ class Reader:
         reads = connect_sql(self.dsn)
         try:
             counts = take_snapshot(
-                reads, created.snapshot_name, tables, envelopes, created.consistent_lsn, append, table_done
+                reads, created.snapshot_name, tables, envelopes, reads_lsn, append, table_done
             )
         finally:
             reads.close()
@@ -383,3 +385,16 @@ class Reader:
             )
         else:
             m.wal_retention_warning.set(0)
+
+
+def _reads_lsn(sql: SqlConnection, slot: str, consistent_lsn: int) -> int:
+    """The LSN the snapshot's reads (and ``SnapshotDone`` marks) carry: where the new slot's
+    decoding started (its ``restart_lsn``), not its consistent point. A transaction that
+    began while the slot was being built and commits after the consistent point is not in
+    the snapshot but streamed, with WAL records *before* the consistent point; every streamed
+    change lies after the restart point, so with it the reads sort before all of them and an
+    LSN guard downstream applies those changes instead of taking them for older ones."""
+    info = slot_info(sql, slot)
+    if info is None or info.restart_lsn is None:
+        return consistent_lsn
+    return min(info.restart_lsn, consistent_lsn)

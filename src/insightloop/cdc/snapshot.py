@@ -4,7 +4,8 @@ consistent point.
 The rows are read in a ``REPEATABLE READ`` transaction that imports the snapshot the slot
 exported when it was created, so they are exactly the database as of the slot's start: the
 stream then continues with the first transaction committed after it. Each row becomes an
-``r`` change (lsn = the consistent point, a content-based ``snapshot_event_id``), read
+``r`` change (lsn = the slot's restart point, before every streamed change: see
+``reader._reads_lsn``; a content-based ``snapshot_event_id``), read
 through a server-side cursor and appended in chunks; the last chunk of a table carries its
 ``SnapshotDone`` mark. Values are kept in PostgreSQL's text output, so they convert exactly
 as the stream's text values do.

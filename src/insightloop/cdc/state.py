@@ -38,6 +38,8 @@ class ReaderState(msgspec.Struct):
     #: How many times the reader found its slot gone or replaced and snapshotted again.
     resnapshots: int = 0
     updated_at: float = 0.0
+    #: The LSN of the snapshot's reads: the slot's restart point at creation (``reader._reads_lsn``).
+    snapshot_lsn: int = 0
 
 
 def state_path(config: Config) -> Path:
