@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,14 +122,21 @@ class Lake:
             return []
         return table.scan().to_arrow().to_pylist()
 
+    def column(self, identifier: str, name: str) -> list[Any]:
+        try:
+            table = self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            return []
+        return table.scan(selected_fields=(name,)).to_arrow().column(name).to_pylist()
+
     def counts(self) -> dict[str, int]:
-        raw = self.rows("raw.export_rows")
+        streams = Counter(self.column("raw.export_rows", "stream"))
         return {
-            "raw": len(raw),
-            "raw_good": sum(r["stream"] == "export" for r in raw),
-            "raw_bad": sum(r["stream"] == "rejected" for r in raw),
-            "cleaned": len(self.rows(f"cleaned.crm_{ENTITY}")),
-            "quarantine": len(self.rows("quarantine.export_rows")),
+            "raw": streams.total(),
+            "raw_good": streams["export"],
+            "raw_bad": streams["rejected"],
+            "cleaned": len(self.column(f"cleaned.crm_{ENTITY}", "id")),
+            "quarantine": len(self.column("quarantine.export_rows", "event_id")),
         }
 
     def cleaned(self) -> dict[str, dict[str, Any]]:

@@ -1,0 +1,112 @@
+"""A crash anywhere is a restart: kill -9 of ``insightloop load`` mid-load leaves no rows
+and the file loads on the next run; a crash between raw's commit and the manifest, or between
+quarantine's commit and cleaned's, is finished by the next run, with every row once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from exports_kit import ENTITY, Lake, counts, csv_text, landing_file, make_config, row
+
+import insightloop
+from insightloop.exports.manifest import Manifest
+from insightloop.exports.status import files_status
+
+BIG_ROWS = 400_000
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_between_quarantine_and_cleaned_is_finished_on_restart(tmp_path: Path) -> None:
+    config = make_config(tmp_path, max_bad_fraction=1.0)
+    lake = Lake(config)
+
+    def crash(table: str) -> None:
+        if table == "quarantine.export_rows":
+            raise Crash(table)
+
+    lake.loader.stage.after_table = crash
+    path = landing_file(tmp_path, "contacts_2026-11-25.csv", csv_text([row(1), row(2), row(3, score="bad")]))
+    with pytest.raises(Crash):
+        lake.load(path)
+    assert lake.counts() == counts(2, 1, 0, 1)
+
+    restarted = Lake(config)
+    assert restarted.load(path).status == "unchanged"
+    assert restarted.counts() == counts(2, 1, 2, 1)
+
+
+def test_a_crash_after_the_raw_commit_before_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path)
+    lake = Lake(config)
+
+    def crash(self: Manifest, record: object) -> None:
+        raise Crash("manifest")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Manifest, "add", crash)
+        with pytest.raises(Crash):
+            lake.load(landing_file(tmp_path, "contacts_2026-11-25.csv", csv_text([row(1), row(2)])))
+    assert lake.counts() == counts(2, 0, 0, 0)
+
+    restarted = Lake(config)
+    assert (
+        restarted.load(tmp_path / "in" / "hubspot" / ENTITY / "contacts_2026-11-25.csv").status == "unchanged"
+    )
+    assert restarted.counts() == counts(2, 0, 2, 0)
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    src = str(Path(insightloop.__file__).parent.parent)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
+        "INSIGHTLOOP_DATA_DIR": str(tmp_path / "data"),
+        "INSIGHTLOOP__CONTRACTS__DIR": str(tmp_path / "contracts"),
+        "INSIGHTLOOP__EXPORTS__BATCH_ROWS": "20000",
+    }
+
+
+def loading(tmp_path: Path) -> bool:
+    status = tmp_path / "data" / "exports" / "status.json"
+    try:
+        return any(s["status"] == "loading" for s in json.loads(status.read_text()).values())
+    except (OSError, ValueError):
+        return False
+
+
+@pytest.mark.slow
+def test_kill_9_mid_load_then_restart(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    path = landing_file(tmp_path, "contacts_2026-11-25.csv", csv_text(row(i) for i in range(BIG_ROWS)))
+    env = environment(tmp_path)
+    command = [sys.executable, "-m", "insightloop", "load", str(path)]
+    with (tmp_path / "load.log").open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while not loading(tmp_path) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)  # well into reading the file
+    assert process.poll() is None, "the load finished before it could be killed: make the file bigger"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+    lake = Lake(config)
+    assert lake.counts() == counts(0, 0, 0, 0)
+    assert [s.status for s in files_status(config)] == ["loading"]
+
+    done = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
+    assert lake.counts() == counts(BIG_ROWS, 0, BIG_ROWS, 0)
+    assert [s.status for s in files_status(config)] == ["loaded"]
