@@ -42,7 +42,7 @@ from pyiceberg.types import IcebergType, LongType, NestedField, StringType, Time
 from insightloop.exports.contract import ExportContract
 from insightloop.exports.raw_load import EXPORT_STREAM, FileRecord
 from insightloop.exports.raw_read import data_files, local_path, parquet_source
-from insightloop.exports.sql import ident, json_path, lit
+from insightloop.exports.sql import ident, json_key, lit
 from insightloop.lake.maintenance import METADATA_PROPERTIES
 from insightloop.lake.watermarks import RAW_SEQ
 
@@ -152,10 +152,11 @@ def _file_columns(connection: duckdb.DuckDBPyConnection, raw: Table, record: Fil
 
 
 def _typed(columns: Sequence[str], types: dict[str, IcebergType], period: str, sha: str) -> str:
-    """SELECT list turning raw rows into typed cleaned rows."""
+    """SELECT list turning raw rows into typed cleaned rows (the payload is parsed once, into
+    a struct of text values: ``_p``)."""
     out = []
     for name in columns:
-        text = f"json_extract_string(decode(payload)::JSON, {json_path(name)})"
+        text = f"_p.{ident(name)}"
         kind = types[name]
         if isinstance(kind, StringType):
             out.append(f"{text} AS {ident(name)}")
@@ -171,6 +172,12 @@ def _typed(columns: Sequence[str], types: dict[str, IcebergType], period: str, s
         "received_at AS _loaded_at",
     ]
     return ", ".join(out)
+
+
+def _parsed(columns: Sequence[str], source: str) -> str:
+    """``source`` with ``_p``: the payload as a struct of the columns' text values."""
+    shape = "{" + ", ".join(f'{json_key(name)}: "VARCHAR"' for name in columns) + "}"
+    return f"(SELECT *, json_transform(decode(payload), {lit(shape)}) AS _p FROM {source})"
 
 
 _SQL_TYPES = {
@@ -201,7 +208,7 @@ def _merge_sql(
     if raw_paths:
         parts.append(
             f"SELECT {_typed(columns, types, lit(record.period), lit(record.sha256))} "
-            f"FROM {parquet_source(raw_paths)} "
+            f"FROM {_parsed(columns, parquet_source(raw_paths))} "
             f"WHERE ingest_seq = {int(record.seq)} AND stream = {lit(EXPORT_STREAM)}"
         )
     ctes = []
@@ -223,7 +230,7 @@ def _merge_sql(
             ctes.append(f"gone AS (SELECT DISTINCT {key} FROM old WHERE {replaced})")
             typed = _typed(columns, types, period, sha)
             parts.append(
-                f"SELECT * FROM (SELECT {typed} FROM {parquet_source(other_paths)} "
+                f"SELECT * FROM (SELECT {typed} FROM {_parsed(columns, parquet_source(other_paths))} "
                 f"WHERE ingest_seq IN ({in_seqs}) AND stream = {lit(EXPORT_STREAM)}) "
                 f"WHERE ({key}) IN (SELECT ({key}) FROM gone)"
             )

@@ -33,9 +33,11 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.io.pyarrow import _determine_partitions, bin_pack_arrow_table, pyarrow_to_schema, write_file
 from pyiceberg.manifest import DataFile
-from pyiceberg.table import Table
+from pyiceberg.partitioning import PartitionKey
+from pyiceberg.table import Table, TableProperties, WriteTask
+from pyiceberg.utils.properties import property_as_int
 
 from insightloop.exports.limits import BadRowLimit
 from insightloop.exports.reader import FileRejected, FileScan, ParserReject
@@ -151,6 +153,7 @@ class _Writer:
         self._counter = itertools.count()
         self._uuid = uuid.uuid4()
         self.files: list[DataFile] = []
+        self._partition: PartitionKey | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._buffered_bytes = 0
@@ -201,13 +204,32 @@ class _Writer:
             self._flush()
 
     def _flush(self) -> None:
+        """Write the buffered rows as data files of their one partition. Every row of a file
+        has the same source and ``received_at``, so the partition is found from one row, not
+        by pyiceberg grouping every chunk (which cost a third of the load's time)."""
         if not self._buffer:
             return
         chunk = pa.concat_tables(self._buffer)
         self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
-        self.files.extend(
-            _dataframe_to_data_files(self._table.metadata, chunk, self._table.io, self._uuid, self._counter)
+        metadata = self._table.metadata
+        if self._partition is None:
+            (first,) = _determine_partitions(metadata.spec(), metadata.schema(), chunk.slice(0, 1))
+            self._partition = first.partition_key
+        schema = pyarrow_to_schema(
+            chunk.schema, name_mapping=metadata.schema().name_mapping, format_version=metadata.format_version
         )
+        target = property_as_int(
+            metadata.properties,
+            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
+            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
+        )
+        tasks = [
+            WriteTask(self._uuid, next(self._counter), schema, batches, partition_key=self._partition)
+            for batches in bin_pack_arrow_table(
+                chunk, target or TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT
+            )
+        ]
+        self.files.extend(write_file(self._table.io, metadata, iter(tasks)))
 
     def _numbers(self, count: int) -> pa.Array:
         start = self._next_row

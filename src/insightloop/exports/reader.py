@@ -101,6 +101,7 @@ def connect(memory_limit: str, threads: int = 2) -> duckdb.DuckDBPyConnection:
     connection.execute(f"SET memory_limit = {lit(memory_limit)}")
     connection.execute(f"SET threads = {int(threads)}")
     connection.execute("SET TimeZone = 'UTC'")
+    connection.execute("SET enable_progress_bar = false")
     return connection
 
 

@@ -16,3 +16,8 @@ def lit(value: str) -> str:
 def json_path(name: str) -> str:
     """The JSON path literal of a top-level key: ``'$."name"'``."""
     return lit("$." + '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"')
+
+
+def json_key(name: str) -> str:
+    """A JSON string of ``name`` (a key in a ``json_transform`` shape)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
