@@ -318,3 +318,29 @@ def edge_values(conn: psycopg.Connection[tuple[Any, ...]], tag: str) -> int:
         # A JSON document that is a bare string.
         conn.execute("UPDATE accounts SET settings = '\"plain\"'::jsonb WHERE id = %s", (account,))
     return 7
+
+
+def move_keys(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
+    """Updates that change primary keys: a feature flag renamed within its account, and one
+    moved to another account (another bucket of the lake table). Each is one source update
+    and two history rows (the old key's delete, the new key's row). Returns the moves."""
+    moves = 0
+    with conn.transaction():
+        accounts = [r[0] for r in conn.execute("SELECT id FROM accounts ORDER BY id").fetchall()]
+        flags = conn.execute(
+            "SELECT account_id, flag FROM feature_flags WHERE flag NOT LIKE 'moved%%' ORDER BY 1, 2 LIMIT 2"
+        ).fetchall()
+        if len(flags) == 2 and len(accounts) > 1:
+            account, flag = flags[0]
+            moves += conn.execute(
+                "UPDATE feature_flags SET flag = 'moved_' || flag WHERE account_id = %s AND flag = %s",
+                (account, flag),
+            ).rowcount
+            account, flag = flags[1]
+            other = accounts[-1] if accounts[-1] != account else accounts[0]
+            moves += conn.execute(
+                "UPDATE feature_flags SET account_id = %s, flag = 'moved_from_' || account_id || flag"
+                " WHERE account_id = %s AND flag = %s",
+                (other, account, flag),
+            ).rowcount
+    return moves

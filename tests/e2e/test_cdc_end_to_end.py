@@ -30,6 +30,7 @@ from cdc_e2e_kit import (  # type: ignore[import-not-found]
     change_counts,
     edge_values,
     log_end,
+    move_keys,
     new_database,
     processor_applied,
     reader_confirmed,
@@ -125,6 +126,7 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
         workload.schema_change_at = workload.stats.changes + 1500
         workload.run(changes=5000, rate=4000)
         edge_values(conn, "stream")
+        moved = move_keys(conn)
         # The new column and the promoted one carry values only the new types can hold.
         conn.execute("UPDATE accounts SET industry = 'saas ' || id WHERE id % 3 = 0")
         conn.execute("UPDATE invoices SET amount_cents = amount_cents + 5000000000 WHERE id % 4 = 0")
@@ -135,6 +137,8 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
     wait_applied(config, database, services)
     assert_lake_equals_source(config, database)
     _assert_schema_change_arrived(config)
+    # A primary key update is one source change and two history rows.
+    after = {**after, "feature_flags": after["feature_flags"] + moved}
     _assert_history_is_one_row_per_change(config, snapshot_rows, before, after)
 
 
@@ -207,12 +211,22 @@ def test_slot_dropped_while_reader_down_is_resnapshotted(database: str, cdc: tup
     with psycopg.connect(database) as conn:
         workload = Workload(conn, seed=23, large_every=0)
         workload.run(changes=600)
-        services.start("cdc-reader")
-        services.start("cdc-processor")
-        workload.run(changes=600, rate=3000)
+        # The slot is built and the snapshot taken under load: transactions in flight at the
+        # slot's consistent point are streamed, with WAL positions before it.
+        stop = threading.Event()
+        runner = threading.Thread(target=lambda: workload.run(rate=2000, stop=stop), daemon=True)
+        runner.start()
+        try:
+            services.start("cdc-reader")
+            services.start("cdc-processor")
+            wait_for(lambda: reader_confirmed(config) > 0, 60, "the snapshot", services)
+        finally:
+            stop.set()
+            runner.join(60)
         conn.execute("TRUNCATE feature_flags")
         workload._load_ids()
         edge_values(conn, "after-truncate")
+        assert move_keys(conn) == 2
         workload.run(changes=200)
         wait_applied(config, database, services)
         assert_lake_equals_source(config, database)
