@@ -21,7 +21,9 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.types import DecimalType, IntegerType, LongType, StringType
 
 from insightloop.cdc.changes import CapturedChange
+from insightloop.config import load_config
 from insightloop.log.memory import MemoryLog
+from insightloop.processor.cdc.runner import MAX_BATCH_SECONDS, build_cdc_processor
 from insightloop.processor.cdc.stage import CdcStage
 
 
@@ -149,3 +151,19 @@ def test_a_crash_between_two_tables_commits_then_a_restart_completes_exactly_onc
     raw = table_rows(catalog, "raw.cdc_changes")
     total = sum(len(history(catalog, f"cleaned.{t}_changes")) for t in ("app_plans", "app_flags"))
     assert total == len(raw)
+
+
+def test_cdc_micro_batches_close_within_the_cdc_window(tmp_path: Path, catalog: Catalog) -> None:
+    """The CDC processor waits at most ``MAX_BATCH_SECONDS`` to fill a batch (a shorter
+    ``processor.max_batch_seconds`` still wins): stage 2's own time batches changes under
+    load, and a longer wait only adds replication lag."""
+    for configured, expected in ((1.0, MAX_BATCH_SECONDS), (0.05, 0.05)):
+        config = load_config(
+            environ={
+                "INSIGHTLOOP_DATA_DIR": str(tmp_path / "data"),
+                "INSIGHTLOOP__PROCESSOR__MAX_BATCH_SECONDS": str(configured),
+            }
+        )
+        proc = build_cdc_processor(config, MemoryLog(), catalog)
+        assert proc.limits.max_seconds == expected
+        assert proc.limits.max_events == config.processor.max_batch_events
