@@ -79,6 +79,7 @@ def main() -> int:
         "bench_http",
         "bench_cdc_reader",
         "bench_cdc_apply",
+        "bench_cdc_e2e",
         "bench_exports",
     ):
         if only and name not in only:
