@@ -103,6 +103,15 @@ def log_end(config: Config) -> int:
         log.close()
 
 
+def raw_committed(config: Config) -> int:
+    """How many CDC log records stage 1 has committed to raw."""
+    try:
+        raw = open_catalog(config).load_table(CDC_CHANGES)
+    except NoSuchTableError:
+        return 0
+    return max(committed_progress(raw).positions.values(), default=-1) + 1
+
+
 def processor_applied(config: Config, end: int) -> bool:
     """Stage 1 committed every log record before ``end`` and stage 2 applied them all."""
     try:
