@@ -5,10 +5,14 @@ types on one, Arrow's on the other) and normalised the same way."""
 
 from __future__ import annotations
 
+import base64
 import math
+import struct
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,16 +20,19 @@ from typing import Any
 import orjson
 import psycopg
 import pyarrow.compute as pc
+from psycopg.types.string import TextLoader
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.types import StringType
 
 from insightloop.cdc.appdb import server
-from insightloop.cdc.appdb.schema import TABLES, create_schema
+from insightloop.cdc.appdb.schema import create_schema
 from insightloop.cdc.state import load_state, parse_lsn, state_path
 from insightloop.config import Config, load_config
 from insightloop.lake.catalog import open_catalog
 from insightloop.log.factory import open_cdc_log
 from insightloop.processor.cdc.naming import history_identifier, state_identifier
+from insightloop.processor.cdc.pgtypes import iceberg_type, is_json
 from insightloop.processor.cdc.raw_rows import CDC_CHANGES
 from insightloop.processor.cdc.stage import stored_watermark
 from insightloop.processor.progress import committed_progress
@@ -154,15 +161,41 @@ def key_columns(conn: psycopg.Connection[tuple[Any, ...]], table: str) -> list[s
     return [str(r[0]) for r in rows]
 
 
+def _element(value: Any) -> Any:
+    """An array element (psycopg's type) as the envelope carries it (JSON)."""
+    if isinstance(value, list):
+        return [_element(v) for v in value]
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, date | dt_time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
 def normalise(pg_type: str, value: Any, *, lake: bool = False) -> Any:
     """One value, from either side, in one comparable form: JSON documents and arrays parsed
     (the lake keeps them as JSON text, psycopg parses them) and re-serialised with sorted
-    keys, decimals as their exact decimal text, timestamps as UTC ISO-8601, dates ISO."""
+    keys, decimals as their exact decimal text, timestamps as UTC ISO-8601, dates ISO, a
+    ``real`` as the float32 it is. Types the lake keeps as text are read as PostgreSQL's text
+    output on the source side (``source_tables``)."""
     if value is None:
         return None
-    if pg_type in ("json", "jsonb") or pg_type.endswith("[]"):
+    if pg_type in ("json", "jsonb"):
         parsed = orjson.loads(value) if lake else value
         return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS).decode()
+    if pg_type.endswith("[]"):
+        parsed = orjson.loads(value) if lake else _element(value)
+        return orjson.dumps(parsed, option=orjson.OPT_SORT_KEYS).decode()
+    if pg_type == "real" and isinstance(value, float) and not math.isnan(value):
+        return struct.unpack("f", struct.pack("f", value))[0]
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
@@ -178,16 +211,39 @@ def normalise(pg_type: str, value: Any, *, lake: bool = False) -> Any:
     raise AssertionError(f"unexpected {type(value).__name__} {value!r:.80} for {pg_type}")
 
 
+def tables(dsn: str) -> list[str]:
+    """The source's tables (the demo's and any a test adds), all captured."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _as_text(pg_type: str) -> bool:
+    """The lake keeps the type's values as PostgreSQL prints them (uuid, time, interval…)."""
+    return isinstance(iceberg_type(pg_type), StringType) and not is_json(pg_type)
+
+
 def source_tables(dsn: str) -> dict[str, tuple[dict[str, str], list[str], Rows]]:
     """Per table: column types, key columns and the rows (normalised), read by psycopg."""
     out: dict[str, tuple[dict[str, str], list[str], Rows]] = {}
+    names = tables(dsn)
     with psycopg.connect(dsn) as conn, conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        for table in TABLES:
+        for table in names:
             types = column_types(conn, table)
             key = key_columns(conn, table)
             rows: Rows = {}
             with conn.cursor() as cur:
+                oids = conn.execute(
+                    "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass"
+                    " AND attnum > 0 AND NOT attisdropped",
+                    (f"public.{table}",),
+                ).fetchall()
+                for name, oid in oids:
+                    if _as_text(types[name]):
+                        cur.adapters.register_loader(oid, TextLoader)
                 cur.execute(psycopg.sql.SQL("SELECT * FROM {}").format(psycopg.sql.Identifier(table)))
                 names = [d.name for d in cur.description or ()]
                 for raw in cur:
@@ -239,10 +295,10 @@ def assert_lake_equals_source(config: Config, dsn: str) -> dict[str, int]:
     return counts
 
 
-def history_ids(config: Config) -> dict[str, list[str]]:
+def history_ids(config: Config, names: list[str]) -> dict[str, list[str]]:
     catalog = open_catalog(config)
     out: dict[str, list[str]] = {}
-    for table in TABLES:
+    for table in names:
         try:
             data = catalog.load_table(history_identifier(f"public.{table}")).scan(
                 selected_fields=("event_id",)
@@ -253,8 +309,8 @@ def history_ids(config: Config) -> dict[str, list[str]]:
     return out
 
 
-def assert_no_duplicate_history(config: Config) -> dict[str, list[str]]:
-    ids = history_ids(config)
+def assert_no_duplicate_history(config: Config, dsn: str) -> dict[str, list[str]]:
+    ids = history_ids(config, tables(dsn))
     for table, found in ids.items():
         seen: set[str] = set()
         twice = {i for i in found if i in seen or seen.add(i)}  # type: ignore[func-returns-value]
@@ -281,7 +337,7 @@ def row_counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn, autocommit=True) as conn:
         return {
             t: int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0])  # type: ignore[index]
-            for t in TABLES
+            for t in tables(dsn)
         }
 
 
@@ -353,3 +409,60 @@ def move_keys(conn: psycopg.Connection[tuple[Any, ...]]) -> int:
                 (other, account, flag),
             ).rowcount
     return moves
+
+
+ZOO = """
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE type_zoo (
+    id uuid PRIMARY KEY,
+    i2 smallint, i8 bigint, f4 real, f8 double precision,
+    n numeric, n38 numeric(38,10), n50 numeric(50,5),
+    b boolean, d date, t time, ttz timetz, ts timestamp, ts3 timestamp(3), tstz timestamptz(2),
+    iv interval, by bytea, vc varchar(10), ch char(4), mo mood, ip inet, mn money,
+    j json, jb jsonb,
+    ai int[], ai2 int[][], at text[], an numeric[], ab bool[], atz timestamptz[], ats timestamp[],
+    ad date[], au uuid[], am mood[], aby bytea[], af8 float8[]
+);
+"""
+
+_ZOO_ROW = """
+INSERT INTO type_zoo SELECT
+    gen_random_uuid(), (g %% 32000)::smallint, 9007199254740993 * g, 1.1 * g, 0.1 + 0.2 * g,
+    CASE WHEN g %% 5 = 0 THEN 'NaN'::numeric ELSE 123.4500 * g END, 1234567890.0123456789 * g,
+    12345678901234567890123456789012345678901234.56789 * g,
+    g %% 2 = 0, date '2026-02-28' + g, time '23:59:59.999999', timetz '10:00:00.5+05:30',
+    timestamp '2026-01-01 00:00:00.000001' + g * interval '1 hour', timestamp '1999-12-31 23:59:59.123',
+    timestamptz '2026-03-29 01:30:00.126+01' + g * interval '1 day',
+    interval '1 year 2 mons 3 days 04:05:06.7' * g, decode('00ff' || lpad(to_hex(g), 4, '0'), 'hex'),
+    'vc' || g, 'c' || (g %% 10), (ARRAY['sad', 'ok', 'happy'])[1 + g %% 3]::mood,
+    ('10.0.' || (g %% 255) || '.1/24')::inet, (g * 1.25)::money,
+    ('{"z": 1, "a": [1.5, "x", null], "g": ' || g || '}')::json,
+    ('{"nested": {"k": "v\\u00e9"}, "g": ' || g || ', "t": true}')::jsonb,
+    ARRAY[g, NULL, -g], ARRAY[[1, 2], [3, g]], ARRAY['a b', 'c"d', 'e\\f', NULL, ''],
+    ARRAY[1.50, 2, NULL]::numeric[], ARRAY[true, NULL, false],
+    ARRAY[timestamptz '2026-01-01 12:00:00+02', NULL], ARRAY[timestamp '2026-01-01 12:00:00'],
+    ARRAY[date '2026-01-02'], ARRAY[gen_random_uuid()], ARRAY['happy', 'sad']::mood[],
+    ARRAY['\\x00ff'::bytea, NULL], ARRAY['NaN'::float8, 1.5, '-Infinity']
+FROM generate_series(%s::int, %s::int) AS g
+"""
+
+
+def create_zoo(conn: psycopg.Connection[tuple[Any, ...]]) -> None:
+    """A table of most PostgreSQL types (scalars, arrays of them, enums, ranges of
+    precision), for the type mapping end to end."""
+    with conn.transaction():
+        conn.execute(ZOO)
+
+
+def zoo_changes(conn: psycopg.Connection[tuple[Any, ...]], first: int, last: int) -> int:
+    """Rows ``first``..``last`` inserted, then some updated and one deleted."""
+    with conn.transaction():
+        changed = conn.execute(_ZOO_ROW, (first, last)).rowcount
+    with conn.transaction():
+        changed += conn.execute(
+            "UPDATE type_zoo SET f8 = 'Infinity', n = 'NaN', at = '{}', jb = '[]', iv = interval '-1 day',"
+            " mo = 'ok' WHERE i2 %% 3 = 0 AND i2 BETWEEN %s AND %s",
+            (first, last),
+        ).rowcount
+        changed += conn.execute("DELETE FROM type_zoo WHERE i2 = %s", (last,)).rowcount
+    return changed

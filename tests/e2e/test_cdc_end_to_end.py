@@ -28,6 +28,7 @@ from cdc_e2e_kit import (  # type: ignore[import-not-found]
     assert_no_duplicate_history,
     cdc_services,
     change_counts,
+    create_zoo,
     edge_values,
     log_end,
     move_keys,
@@ -38,6 +39,7 @@ from cdc_e2e_kit import (  # type: ignore[import-not-found]
     row_counts,
     wait_applied,
     wait_for,
+    zoo_changes,
 )
 from pyiceberg.types import LongType
 
@@ -88,9 +90,9 @@ def _flushed_counts(conn: Conn, dsn: str) -> dict[str, int]:
 
 
 def _assert_history_is_one_row_per_change(
-    config: Config, snapshot_rows: dict[str, int], before: dict[str, int], after: dict[str, int]
+    config: Config, dsn: str, snapshot_rows: dict[str, int], before: dict[str, int], after: dict[str, int]
 ) -> None:
-    ids = assert_no_duplicate_history(config)
+    ids = assert_no_duplicate_history(config, dsn)
     for table, found in ids.items():
         want = snapshot_rows[table] + after.get(table, 0) - before.get(table, 0)
         assert len(found) == want, (
@@ -124,6 +126,8 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
         workload = Workload(conn, seed=3, large_every=0)
         workload.run(changes=800)  # rows that exist before the reader: the snapshot's
         edge_values(conn, "snapshot")
+        create_zoo(conn)
+        zoo_changes(conn, 1, 6)
         snapshot_rows = row_counts(database)
         before = _flushed_counts(conn, database)
         services.start("cdc-reader")
@@ -133,6 +137,7 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
         workload.schema_change_at = workload.stats.changes + 1500
         workload.run(changes=5000, rate=4000)
         edge_values(conn, "stream")
+        zoo_changes(conn, 7, 14)
         moved = move_keys(conn)
         # The new column and the promoted one carry values only the new types can hold.
         conn.execute("UPDATE accounts SET industry = 'saas ' || id WHERE id % 3 = 0")
@@ -146,7 +151,7 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
     _assert_schema_change_arrived(config)
     # A primary key update is one source change and two history rows.
     after = {**after, "feature_flags": after["feature_flags"] + moved}
-    _assert_history_is_one_row_per_change(config, snapshot_rows, before, after)
+    _assert_history_is_one_row_per_change(config, database, snapshot_rows, before, after)
 
 
 def test_kill_9_of_reader_and_processor_mid_snapshot_and_mid_stream(
@@ -197,7 +202,7 @@ def test_kill_9_of_reader_and_processor_mid_snapshot_and_mid_stream(
     assert workload.stats.large_transactions >= 2 and workload.stats.schema_changes == 2
     wait_applied(config, database, services, timeout=120)
     assert_lake_equals_source(config, database)
-    _assert_history_is_one_row_per_change(config, snapshot_rows, before, after)
+    _assert_history_is_one_row_per_change(config, database, snapshot_rows, before, after)
 
 
 def _drop_slot(conn: Conn, slot: str) -> None:
@@ -254,7 +259,7 @@ def test_slot_dropped_while_reader_down_is_resnapshotted(database: str, cdc: tup
     st = load_state(state_path(config))
     assert st is not None and st.resnapshots == 1 and st.slot_lsn > first.slot_lsn
     assert_lake_equals_source(config, database)
-    assert_no_duplicate_history(config)
+    assert_no_duplicate_history(config, database)
     # The deleted accounts are tombstones now, each closed by a 'd' history row of the sweep.
     catalog = open_catalog(config)
     state = catalog.load_table(state_identifier("public.accounts")).scan().to_arrow().to_pylist()
