@@ -79,7 +79,9 @@ def current_lsn(dsn: str) -> int:
         return parse_lsn(row[0])
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, services: Services | None = None) -> None:
+def wait_for(
+    check: Callable[[], bool], timeout: float, what: str, services: Services | None = None, poll: float = 0.2
+) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         if services is not None:
@@ -91,7 +93,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, services: Ser
             if services is not None:
                 outputs = "".join(f"\n--- {n}:\n{services.output(n)[-2000:]}" for n in services.procs)
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{outputs}")
-        time.sleep(0.2)
+        time.sleep(poll)
 
 
 def reader_confirmed(config: Config) -> int:
@@ -108,6 +110,14 @@ def log_end(config: Config) -> int:
         return int(records or 0)
     finally:
         log.close()
+
+
+def redelivered(config: Config) -> int:
+    """Streamed changes raw holds more than once (sent again by the slot after a crash)."""
+    raw = open_catalog(config).load_table(CDC_CHANGES).scan(selected_fields=("event_id", "delivery"))
+    data = raw.to_arrow()
+    streamed = data.filter(pc.invert(pc.match_substring(data.column("delivery"), '"op":"r"')))
+    return int(streamed.num_rows - len(pc.unique(streamed.column("event_id"))))
 
 
 def raw_committed(config: Config) -> int:

@@ -29,6 +29,7 @@ from cdc_e2e_kit import (  # type: ignore[import-not-found]
     cdc_services,
     change_counts,
     create_zoo,
+    current_lsn,
     edge_values,
     log_end,
     move_keys,
@@ -36,6 +37,7 @@ from cdc_e2e_kit import (  # type: ignore[import-not-found]
     processor_applied,
     raw_committed,
     reader_confirmed,
+    redelivered,
     row_counts,
     wait_applied,
     wait_for,
@@ -45,13 +47,18 @@ from pyiceberg.types import LongType
 
 from insightloop.cdc.appdb import server
 from insightloop.cdc.appdb.workload import Workload
+from insightloop.cdc.reader import FLUSH_CHANGES
 from insightloop.cdc.state import load_state, state_path
+from insightloop.cdc.transactions import CHUNK_CHANGES
 from insightloop.config import Config
 from insightloop.lake.catalog import open_catalog
 from insightloop.processor.cdc.naming import state_identifier
 from insightloop.testing import Services
 
 pytestmark = pytest.mark.slow
+
+#: Rows of a transaction the reader appends in several flushes (``reader.FLUSH_CHANGES``).
+BIG_TRANSACTION = 3 * FLUSH_CHANGES
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 _numbers = itertools.count(1)
@@ -198,11 +205,36 @@ def test_kill_9_of_reader_and_processor_mid_snapshot_and_mid_stream(
         finally:
             stop.set()
             runner.join(60)
+
+        # Certainly mid-transaction: one larger than the reader flushes at once, so its
+        # first chunks are durable in the log before its commit is confirmed; the reader is
+        # killed right then, and the slot sends the whole transaction again.
+        caught_up = current_lsn(database)
+        wait_for(lambda: reader_confirmed(config) >= caught_up, 90, "the reader to catch up", services)
+        end = log_end(config)
+        conn.execute(
+            "INSERT INTO users (email, full_name, created_at) SELECT 'big' || g || '@x.example',"
+            " 'big', now() FROM generate_series(1, %s) g",
+            (BIG_TRANSACTION,),
+        )
+        committed = current_lsn(database)
+        wait_for(
+            lambda: log_end(config) > end or reader_confirmed(config) >= committed,
+            60,
+            "the big transaction's first chunks",
+            services,
+            poll=0.01,
+        )
+        in_the_middle = reader_confirmed(config) < committed
+        services.kill("cdc-reader")
+        services.start("cdc-reader")
         after = _flushed_counts(conn, database)
+    assert in_the_middle, "the reader confirmed the big transaction before it could be killed"
     assert workload.stats.large_transactions >= 2 and workload.stats.schema_changes == 2
     wait_applied(config, database, services, timeout=120)
     assert_lake_equals_source(config, database)
     _assert_history_is_one_row_per_change(config, database, snapshot_rows, before, after)
+    assert redelivered(config) >= CHUNK_CHANGES, "no change was sent twice: the kill missed"
 
 
 def _drop_slot(conn: Conn, slot: str) -> None:
