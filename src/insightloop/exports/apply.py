@@ -27,6 +27,7 @@ from insightloop.exports.contract import lookup
 from insightloop.exports.manifest import Manifest
 from insightloop.exports.raw_load import FileRecord, raw_table
 from insightloop.exports.reader import connect
+from insightloop.exports.sql import lit
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
 
 _log = structlog.get_logger(__name__)
@@ -48,14 +49,13 @@ class ExportStage:
         manifest: Manifest,
         state_dir: Path,
         *,
-        batch_rows: int,
         memory_limit: str,
     ) -> None:
         self._catalog = catalog
         self._registry = registry
         self._manifest = manifest
         self._watermark = state_dir / WATERMARK
-        self._batch_rows = batch_rows
+        self._spill = state_dir / "spill"
         self._memory_limit = memory_limit
         #: Called with a table's name after its commit (tests inject crashes here).
         self.after_table: Callable[[str], None] | None = None
@@ -87,6 +87,9 @@ class ExportStage:
         raw = raw_table(self._catalog)
         applied: list[Applied] = []
         connection = connect(self._memory_limit)
+        # Rows of cleaned have no order; DuckDB spills beyond its memory limit into here.
+        connection.execute("SET preserve_insertion_order = false")
+        connection.execute(f"SET temp_directory = {lit(str(self._spill))}")
         try:
             if record.bad_rows:
                 table = quarantine.ensure_table(self._catalog)
@@ -100,9 +103,7 @@ class ExportStage:
             )
             if table_seq(target) < record.seq:
                 live = self._live(record.entity)
-                applied.append(
-                    cleaned.apply_file(connection, target, raw, contract, record, live, self._batch_rows)
-                )
+                applied.append(cleaned.apply_file(connection, target, raw, contract, record, live))
             self._after(contract.table)
         finally:
             connection.close()

@@ -15,7 +15,8 @@ Applying a file's sequence is one DuckDB query and one Iceberg commit:
 - the union, one row per key: the latest ``updated_at`` wins, then the later load
   (``_ingest_seq``), then the later row in the file.
 
-The result streams (Arrow batches) into new data files, and one OVERWRITE snapshot swaps
+DuckDB writes the result into new data files (with the table's field ids; it spills to disk
+rather than holding the rows, so memory stays bounded), and one OVERWRITE snapshot swaps
 the table's files for them, adds new columns and records ``watermarks.RAW_SEQ``: readers see
 the old rows or the new, never a mix; a crash before the commit changes nothing. Applying a
 sequence twice gives the same rows (the union's duplicates tie and collapse), and the
@@ -27,16 +28,17 @@ into unpartitioned tables); see the module ``insightloop.exports`` for what that
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import glob
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.io.pyarrow import _dataframe_to_data_files, schema_to_pyarrow
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import Table, _parquet_files_to_data_files
 from pyiceberg.types import IcebergType, LongType, NestedField, StringType, TimestamptzType
 
 from insightloop.exports.contract import ExportContract
@@ -55,6 +57,8 @@ META: tuple[tuple[str, IcebergType], ...] = (
     ("_loaded_at", TimestamptzType()),
 )
 META_NAMES = frozenset(name for name, _ in META)
+#: Data files DuckDB writes for the table are about this big.
+FILE_BYTES = 256 << 20
 #: Table property: the primary key, comma-separated (for people and tools).
 KEY_PROPERTY = "insightloop.export.key"
 
@@ -92,7 +96,6 @@ def apply_file(
     contract: ExportContract,
     record: FileRecord,
     live: Sequence[FileRecord],
-    batch_rows: int,
 ) -> Applied:
     """Merge the file ``record`` (its rows in ``raw``) into ``table`` in one commit.
     ``live``: the current file of every source and period of the entity (for ``revived``)."""
@@ -115,16 +118,13 @@ def apply_file(
             with tx.update_schema() as update:
                 for name in added:
                     update.add_column(name, types[name])
-        target = schema_to_pyarrow(tx.table_metadata.schema(), include_field_ids=False)
-        stream = connection.sql(query).to_arrow_reader(batch_rows)
-        batches = pa.RecordBatchReader.from_batches(target, _conform(stream, target))
         update_snapshot = tx.update_snapshot(snapshot_properties={RAW_SEQ: str(record.seq)})
         with update_snapshot.overwrite() as overwrite:
+            schema = tx.table_metadata.schema()
+            paths = _write(connection, query, schema, table.location(), overwrite.commit_uuid)
             for data_file in old_files:
                 overwrite.delete_data_file(data_file)
-            for data_file in _dataframe_to_data_files(
-                tx.table_metadata, batches, table.io, overwrite.commit_uuid
-            ):
+            for data_file in _parquet_files_to_data_files(tx.table_metadata, paths, table.io):
                 overwrite.append_data_file(data_file)
     table.refresh()
     snapshot = table.metadata.current_snapshot()
@@ -134,6 +134,27 @@ def apply_file(
         else "0"
     )
     return Applied(contract.table, int(total), record.replaces)
+
+
+def _write(
+    connection: duckdb.DuckDBPyConnection, query: str, schema: Schema, location: str, commit: uuid.UUID
+) -> list[str]:
+    """Run ``query`` into new data files of the table (DuckDB writes them, in the table's
+    schema with its field ids, spilling to disk rather than holding the rows); their paths.
+    Nothing references them until the commit: a crash leaves them unreferenced."""
+    folder = f"{local_path(location)}/data/{commit}"
+    Path(folder).parent.mkdir(parents=True, exist_ok=True)
+    columns = []
+    for field in schema.fields:
+        sql_type = _SQL_TYPES.get(str(field.field_type), "VARCHAR")
+        columns.append(f"CAST({ident(field.name)} AS {sql_type}) AS {ident(field.name)}")
+    ids = ", ".join(f"{ident(field.name)}: {field.field_id}" for field in schema.fields)
+    connection.execute(
+        f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {lit(folder)} "
+        f"(FORMAT parquet, COMPRESSION zstd, FIELD_IDS {{{ids}}}, FILE_SIZE_BYTES {FILE_BYTES}, "
+        f"FILENAME_PATTERN 'part-{{i}}')"
+    )
+    return sorted(f"file://{path}" for path in glob.glob(f"{glob.escape(folder)}/*.parquet"))
 
 
 def _file_columns(connection: duckdb.DuckDBPyConnection, raw: Table, record: FileRecord) -> list[str]:
@@ -245,16 +266,3 @@ def _merge_sql(
         f"{with_clause}SELECT * FROM ({union}) "
         f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
     )
-
-
-def _conform(stream: pa.RecordBatchReader, target: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Each batch with ``target``'s columns (missing ones null) and types."""
-    for batch in stream:
-        names = batch.schema.names
-        arrays = [
-            batch.column(names.index(field.name)).cast(field.type)
-            if field.name in names
-            else pa.nulls(batch.num_rows, field.type)
-            for field in target
-        ]
-        yield pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -165,6 +165,7 @@ def big_csv(path: Path, rows: int, *, bad_every: int = 0) -> int:
     """
     connection = duckdb.connect()
     try:
+        connection.execute("SET enable_progress_bar = false")
         connection.execute(f"COPY ({query}) TO {lit(str(path))} (FORMAT csv, HEADER true)")
     finally:
         connection.close()

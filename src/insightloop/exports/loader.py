@@ -96,7 +96,6 @@ class FileLoader:
             self._registry,
             self.manifest,
             directory,
-            batch_rows=config.exports.batch_rows,
             memory_limit=config.exports.memory_limit,
         )
         self._caught_up = False
