@@ -182,8 +182,10 @@ def test_kill_9_of_reader_and_processor_mid_snapshot_and_mid_stream(
         services.start("cdc-reader")
         services.start("cdc-processor")
         wait_for(lambda: _snapshot_under_way(config), 60, "the snapshot to start", services)
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.2))
         services.kill("cdc-reader")
+        interrupted = load_state(state_path(config))
+        assert interrupted is not None and not interrupted.snapshot.complete
         services.start("cdc-reader")
         wait_for(lambda: _snapshot_under_way(config), 60, "the snapshot to start again", services)
         wait_for(lambda: _applying(config), 60, "the processor to apply part of the snapshot", services)
