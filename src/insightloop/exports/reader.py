@@ -8,6 +8,9 @@ not cast to its column's type, a JSON line that is not an object) as a rejection
 rows stream as Arrow record batches of ``batch_rows`` rows; DuckDB's memory limit bounds the
 rest, so a file of any size is read in bounded memory.
 
+A local file is read by path; a file of any other ``pyarrow.fs`` filesystem (S3) through that
+filesystem, registered with DuckDB as an fsspec filesystem.
+
 CSV is read with the contract's delimiter, quote, escape and encoding (``utf-8`` with or
 without BOM, ``latin-1``, ``utf-16``), embedded newlines in quoted fields, gzip or zstd. Rows
 DuckDB's parser refuses (a wrong column count, bytes that are not in the encoding, an
@@ -23,6 +26,8 @@ from dataclasses import dataclass
 
 import duckdb
 import pyarrow as pa
+import pyarrow.fs as pafs
+from fsspec.implementations.arrow import ArrowFSWrapper
 
 from insightloop.errors import TerminalError
 from insightloop.exports.contract import STRING, ExportContract
@@ -41,6 +46,8 @@ _REJECT_KINDS = {
     "INVALID ENCODING": FailureKind.INVALID_UTF8.value,
     "INVALID UNICODE": FailureKind.INVALID_UTF8.value,
 }
+#: The protocol under which DuckDB reads a non-local landing zone.
+LANDING_PROTOCOL = "landing"
 _SUBJECT_COLUMNS = {
     "user_id": "subject_user_id",
     "anonymous_id": "subject_anonymous_id",
@@ -108,8 +115,6 @@ def connect(memory_limit: str, threads: int = 2) -> duckdb.DuckDBPyConnection:
 def open_scan(file: LandedFile, contract: ExportContract, batch_rows: int, memory_limit: str) -> FileScan:
     """Check ``file``'s header against ``contract`` and start streaming its rows;
     ``FileRejected`` when the header (or the file) cannot be read under the contract."""
-    if not file.local:
-        raise FileRejected(f"{file.uri}: reading from a remote landing zone is not supported yet")
     connection = connect(memory_limit)
     try:
         return _open(connection, file, contract, batch_rows)
@@ -126,6 +131,7 @@ def _open(
 ) -> FileScan:
     rejects: str | None = None
     compression = lit(file.compression or "none")
+    path = duckdb_path(connection, file)
     if file.format == "csv":
         header = csv_header(file, contract.csv)
         _check_header(file, contract, header)
@@ -133,7 +139,7 @@ def _open(
         columns = "{" + ", ".join(f"{lit(name)}: 'VARCHAR'" for name in header) + "}"
         rejects = "rejects"
         source = (
-            f"read_csv({lit(file.path)}, header = true, auto_detect = false, columns = {columns}, "
+            f"read_csv({lit(path)}, header = true, auto_detect = false, columns = {columns}, "
             f"delim = {lit(options.delimiter)}, quote = {lit(options.quote)}, "
             f"escape = {lit(options.escape)}, encoding = {lit(options.encoding)}, "
             f"compression = {compression}, strict_mode = true, store_rejects = true, "
@@ -143,7 +149,7 @@ def _open(
         payload = _json_object(header, text)
         malformed = "false"
     elif file.format == "jsonl":
-        source = f"read_ndjson_objects({lit(file.path)}, compression = {compression}, ignore_errors = true)"
+        source = f"read_ndjson_objects({lit(path)}, compression = {compression}, ignore_errors = true)"
         header = json_header(connection, source)
         _check_header(file, contract, header)
         text = {name: f"json_extract_string(src.json, {json_path(name)})" for name in header}
@@ -152,7 +158,7 @@ def _open(
     elif file.format == "parquet":
         header = parquet_header(file)
         _check_header(file, contract, header)
-        source = f"read_parquet({lit(file.path)})"
+        source = f"read_parquet({lit(path)})"
         text = {name: f"CAST(src.{ident(name)} AS VARCHAR)" for name in header}
         payload = _json_object(header, text)
         malformed = "false"
@@ -161,6 +167,26 @@ def _open(
     query = _select(contract, header, text, payload, malformed, source)
     batches = connection.sql(query).to_arrow_reader(batch_rows)
     return FileScan(header, _cleaned_columns(contract, header), batches, connection, rejects)
+
+
+class _LandingFileSystem(ArrowFSWrapper):  # type: ignore[misc]
+    """A ``pyarrow.fs`` filesystem as fsspec, under a protocol of its own, for DuckDB."""
+
+    protocol = LANDING_PROTOCOL
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:  # the first part is a bucket, not a host
+        return path.removeprefix(f"{LANDING_PROTOCOL}://")
+
+
+def duckdb_path(connection: duckdb.DuckDBPyConnection, file: LandedFile) -> str:
+    """How DuckDB reads ``file``: a local path as it is; any other filesystem (S3 in
+    production) through the same ``pyarrow.fs`` object that listed it, registered with DuckDB
+    (no DuckDB extension to download)."""
+    if isinstance(file.filesystem, pafs.LocalFileSystem):
+        return file.path
+    connection.register_filesystem(_LandingFileSystem(file.filesystem))
+    return f"{LANDING_PROTOCOL}://{file.path.lstrip('/')}"
 
 
 def _check_header(file: LandedFile, contract: ExportContract, header: list[str]) -> None:
