@@ -21,9 +21,6 @@ come after them, keep their line's text as payload, and their delivery also name
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,13 +30,11 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
-from pyiceberg.io.pyarrow import _determine_partitions, bin_pack_arrow_table, pyarrow_to_schema, write_file
 from pyiceberg.manifest import DataFile
-from pyiceberg.partitioning import PartitionKey
-from pyiceberg.table import Table, TableProperties, WriteTask
-from pyiceberg.utils.properties import property_as_int
+from pyiceberg.table import Table
 
 from insightloop.exports.limits import BadRowLimit
+from insightloop.exports.raw_files import RawFileWriter
 from insightloop.exports.reader import FileRejected, FileScan, ParserReject
 from insightloop.lake.raw_table import RAW_ARROW_SCHEMA, ensure_raw_table
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
@@ -150,10 +145,8 @@ class _Writer:
         self._identity = identity
         self._seq = seq
         self._received_us = int(received_at.timestamp() * 1_000_000)
-        self._counter = itertools.count()
-        self._uuid = uuid.uuid4()
+        self._files = RawFileWriter(table)
         self.files: list[DataFile] = []
-        self._partition: PartitionKey | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
         self._buffered_bytes = 0
@@ -187,14 +180,12 @@ class _Writer:
             bad += len(rejects)
             self._add(self._reject_rows(rejects))
         self._flush()
+        self.files = self._files.finish()
         return good, bad
 
     def discard(self) -> None:
         """Delete the data files written for a commit that will not happen."""
-        for data_file in self.files:
-            with contextlib.suppress(OSError):
-                self._table.io.delete(data_file.file_path)
-        self.files = []
+        self._files.discard()
 
     def _add(self, rows: pa.Table) -> None:
         self._buffer.append(rows)
@@ -204,32 +195,11 @@ class _Writer:
             self._flush()
 
     def _flush(self) -> None:
-        """Write the buffered rows as data files of their one partition. Every row of a file
-        has the same source and ``received_at``, so the partition is found from one row, not
-        by pyiceberg grouping every chunk (which cost a third of the load's time)."""
         if not self._buffer:
             return
         chunk = pa.concat_tables(self._buffer)
         self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
-        metadata = self._table.metadata
-        if self._partition is None:
-            (first,) = _determine_partitions(metadata.spec(), metadata.schema(), chunk.slice(0, 1))
-            self._partition = first.partition_key
-        schema = pyarrow_to_schema(
-            chunk.schema, name_mapping=metadata.schema().name_mapping, format_version=metadata.format_version
-        )
-        target = property_as_int(
-            metadata.properties,
-            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES,
-            TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT,
-        )
-        tasks = [
-            WriteTask(self._uuid, next(self._counter), schema, batches, partition_key=self._partition)
-            for batches in bin_pack_arrow_table(
-                chunk, target or TableProperties.WRITE_TARGET_FILE_SIZE_BYTES_DEFAULT
-            )
-        ]
-        self.files.extend(write_file(self._table.io, metadata, iter(tasks)))
+        self._files.put(chunk)
 
     def _numbers(self, count: int) -> pa.Array:
         start = self._next_row
