@@ -60,3 +60,24 @@ def test_bad_export_keys_are_refused(tmp_path: Path, change: dict[str, object], 
 def test_the_repository_export_contracts_load() -> None:
     found = lookup(Registry.load(REPO_CONTRACTS), "contacts")
     assert found is not None and found.primary_key == ("contact_id",)
+
+
+def test_a_proposed_contract_loads_its_file(tmp_path: Path) -> None:
+    from exports_kit import Lake, counts, csv_text, files, landing_file, make_config, row
+
+    from insightloop.exports.infer import propose
+
+    path = landing_file(tmp_path, "contacts_2026-11-25.csv", csv_text(row(i) for i in range(1, 51)))
+    (file,) = files(path)
+    proposal = propose(file)
+    extra = proposal["x-insightloop-export"]
+    assert (extra["primary_key"], extra["updated_at"], extra["subject_keys"]) == (
+        ["id"],
+        "updated_at",
+        {"email": "email"},
+    )
+    assert proposal["properties"]["score"] == {"type": "integer"}
+    assert proposal["properties"]["signup"] == {"type": "string", "format": "date"}
+    lake = Lake(make_config(tmp_path, proposal))
+    assert lake.load(path).status == "loaded"
+    assert lake.counts() == counts(50, 0, 50, 0)
