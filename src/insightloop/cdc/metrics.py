@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 _log = structlog.get_logger(__name__)
 
@@ -78,18 +78,3 @@ class CdcMetrics:
             registry=r,
         )
         self.errors = Counter("insightloop_cdc_errors", "Failures, by whether retried", ["kind"], registry=r)
-
-
-def serve(metrics: CdcMetrics, host: str, port: int) -> None:
-    """Serve ``metrics`` at http://host:port/metrics from a daemon thread (port 0: don't).
-    A busy port is logged, not fatal: losing the metrics endpoint must not stop the data."""
-    if port == 0:
-        return
-    try:
-        start_http_server(port, addr=host, registry=metrics.registry)
-    except OSError as exc:
-        _log.warning(
-            "metrics endpoint not served", service="cdc-reader", host=host, port=port, error=str(exc)
-        )
-        return
-    _log.info("metrics endpoint", service="cdc-reader", url=f"http://{host}:{port}/metrics")

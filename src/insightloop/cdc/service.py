@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 
-from insightloop.cdc.metrics import CdcMetrics, serve
+from insightloop.cdc.metrics import CdcMetrics
 from insightloop.cdc.reader import Reader
 from insightloop.config import Config
+from insightloop.processor.metrics import serve
 
 
 def source_dsn(config: Config) -> str:
@@ -34,7 +35,7 @@ def run_reader(config: Config, stop: threading.Event | None = None) -> None:
         log = open_cdc_log(config)
         try:
             metrics = CdcMetrics()
-            serve(metrics, config.collector.host, config.cdc.metrics_port)
+            serve(metrics, config.collector.host, config.cdc.metrics_port, "cdc-reader")
             Reader(config, dsn, log, metrics).run(stop)
         finally:
             log.close()

@@ -8,13 +8,13 @@ ours: a slot found further on than the state says was recreated by someone else.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import msgspec
 
 from insightloop.config import Config
+from insightloop.files import write_atomically
 
 
 class SnapshotProgress(msgspec.Struct):
@@ -57,17 +57,7 @@ def load_state(path: Path) -> ReaderState | None:
 def save_state(path: Path, state: ReaderState) -> None:
     state.updated_at = time.time()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as handle:
-        handle.write(msgspec.json.encode(state))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, msgspec.json.encode(state))
 
 
 def format_lsn(lsn: int) -> str:

@@ -158,7 +158,13 @@ def attach_stage_metrics(stage: object, metrics: ProcessorMetrics) -> None:
         stage.observers.append(observe_stage_stats(metrics))
 
 
-def serve(metrics: ProcessorMetrics, host: str, port: int, service: str) -> None:
+class Registered(Protocol):
+    """Metrics kept in a registry of their own (every process's metrics class)."""
+
+    registry: CollectorRegistry
+
+
+def serve(metrics: Registered, host: str, port: int, service: str) -> None:
     """Serve ``metrics`` at http://host:port/metrics from a daemon thread (port 0: don't).
 
     A busy port is logged, not fatal: losing the metrics endpoint must not stop the data."""

@@ -5,8 +5,9 @@ lost or stale marker costs a longer replay, never a duplicate."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from insightloop.files import write_atomically
 
 FILE = "watermark"
 
@@ -18,9 +19,7 @@ class Marker:
 
     def write(self, seq: int) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._path.with_suffix(".tmp")
-        tmp.write_text(f"{seq}\n")
-        os.replace(tmp, self._path)
+        write_atomically(self._path, f"{seq}\n".encode(), durable=False)  # losing it costs time only
         self.value = seq
 
 
