@@ -74,20 +74,41 @@ def check(
 
 @contracts_app.command()
 def infer(
-    samples: Annotated[Path, typer.Argument(help="A JSON-lines file of Segment messages.")],
+    ctx: typer.Context,
+    samples: Annotated[
+        Path | None, typer.Argument(help="A JSON-lines file of Segment messages (or use --from-lake).")
+    ] = None,
     event: Annotated[
         str | None, typer.Option("--event", help="Only this event (track event or page/screen name).")
     ] = None,
     enum_max: Annotated[
         int, typer.Option("--enum-max", help="Propose an enum for strings with at most this many values.")
     ] = 0,
+    from_lake: Annotated[
+        bool,
+        typer.Option("--from-lake", help="Sample the newest messages in raw.sdk_events instead of a file."),
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", help="With --from-lake: at most this many messages.", min=1)
+    ] = 10_000,
 ) -> None:
-    """Print a proposed contract per event found in the samples, for review."""
+    """Print a proposed contract per event found in the samples (a file, or the lake), for review."""
     from insightloop.contracts.infer import infer_contracts, read_samples, to_text
     from insightloop.contracts.registry import snake_case
 
+    if (samples is None) == (not from_lake):
+        typer.echo("error: give a samples file or --from-lake (one of them)", err=True)
+        raise typer.Exit(2)
+    where = "raw.sdk_events" if from_lake else str(samples)
     try:
-        found = read_samples(samples)
+        if samples is not None:
+            found = read_samples(samples)
+        else:
+            from insightloop.cli.context import config_errors_exit, state
+            from insightloop.contracts.lake_samples import lake_samples
+
+            with config_errors_exit():
+                found = lake_samples(state(ctx).config(), event, limit)
     except ContractError as exc:
         raise _fail(exc) from None
     proposals = infer_contracts(found, enum_max=enum_max)
@@ -95,7 +116,7 @@ def infer(
         wanted = snake_case(event)
         proposals = {key: schema for key, schema in proposals.items() if key[1] == wanted}
     if not proposals:
-        typer.echo(f"error: no {'event ' + repr(event) if event else 'events'} in {samples}", err=True)
+        typer.echo(f"error: no {'event ' + repr(event) if event else 'events'} in {where}", err=True)
         raise typer.Exit(1)
     for (kind, name), schema in proposals.items():
         typer.echo(f"// {kind}/{name}/1-0-0.json")
