@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from insightloop.cdc.changes import ChangeEvent, SnapshotDone, decode_batch, decode_event
+from insightloop.cdc.changes import ChangeEvent, ColumnFill, SnapshotDone, decode_batch, decode_event
 from insightloop.cdc.reader import Reader
 from insightloop.cdc.snapshot import select_rows, table_shape
 from insightloop.cdc.state import load_state, parse_lsn, state_path
@@ -35,12 +35,16 @@ class Logged:
     event: ChangeEvent
 
 
-def read_log(config: Config) -> tuple[list[Logged | SnapshotDone], int]:
-    """Every change and snapshot mark in the CDC log, in order; and the number of records."""
+Item = Logged | SnapshotDone | ColumnFill
+
+
+def read_log(config: Config) -> tuple[list[Item], int]:
+    """Every change, column fill and snapshot mark in the CDC log, in order (each batch's
+    fills and marks after its changes, as they apply); and the number of records."""
     log = open_cdc_log(config)
     try:
         shard = log.shards()[0]
-        out: list[Logged | SnapshotDone] = []
+        out: list[Item] = []
         after: int | None = None
         records = 0
         while got := log.read(shard, after, max_records=10_000):
@@ -50,13 +54,14 @@ def read_log(config: Config) -> tuple[list[Logged | SnapshotDone], int]:
                 batch = decode_batch(record.data)
                 for c in batch.changes:
                     out.append(Logged(c.event_id, c.table, c.op, c.lsn, decode_event(c.payload)))
+                out.extend(batch.column_fills)
                 out.extend(batch.snapshot_done)
         return out, records
     finally:
         log.close()
 
 
-def changes_only(items: list[Logged | SnapshotDone]) -> list[Logged]:
+def changes_only(items: list[Item]) -> list[Logged]:
     return [i for i in items if isinstance(i, Logged)]
 
 
@@ -65,10 +70,11 @@ def _key(event: ChangeEvent, row: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(row[k] for k in keys)
 
 
-def replay(items: list[Logged | SnapshotDone]) -> Rows:
+def replay(items: list[Item]) -> Rows:
     """Apply the log as the processor must: dedup streamed changes by event id, upsert by key
-    (keeping unchanged TOAST values), delete, truncate, and after a table's SnapshotDone drop
-    rows whose last change is older than the snapshot."""
+    (keeping unchanged TOAST values), delete, truncate, fill an added column's stored default
+    into older rows where it is null, and after a table's SnapshotDone drop rows whose last
+    change is older than the snapshot."""
     tables: Rows = {}
     lsns: dict[str, dict[tuple[Any, ...], int]] = {}
     seen: set[str] = set()
@@ -78,6 +84,12 @@ def replay(items: list[Logged | SnapshotDone]) -> Rows:
             for key in [k for k, lsn in marks.items() if lsn < item.lsn]:
                 rows.pop(key, None)
                 marks.pop(key, None)
+            continue
+        if isinstance(item, ColumnFill):
+            rows, marks = tables.setdefault(item.table, {}), lsns.setdefault(item.table, {})
+            for key, row in rows.items():
+                if marks[key] < item.lsn and row.get(item.column) is None:
+                    row[item.column] = item.value
             continue
         if item.op != "r" and item.event_id in seen:
             continue
@@ -146,7 +158,8 @@ def assert_log_matches_source(config: Config, dsn: str, tables: list[str]) -> li
         extra = set(got) - set(want)
         assert not missing and not extra, f"{table}: {len(missing)} rows missing, {len(extra)} extra"
         for key, row in want.items():
-            # A column added later is null in rows no change has touched since (as downstream).
+            # A column added later without a default is null in rows no change has touched
+            # since (as downstream); one added with a stored default is filled.
             have = {name: got[key].get(name) for name in row}
             assert set(got[key]) <= set(row), f"{table} {key}: columns {set(got[key]) - set(row)} gone"
             assert have == row, f"{table} {key}: {got[key]} != {row}"

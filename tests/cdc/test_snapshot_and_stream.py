@@ -11,13 +11,16 @@ from cdc_kit import (  # type: ignore[import-not-found]
     changes_only,
     read_log,
     reader_thread,
+    replay,
     source_rows,
     wait_caught_up,
 )
+from structlog.testing import capture_logs
 
 from insightloop.cdc.appdb.schema import TABLES
 from insightloop.cdc.appdb.workload import Workload
-from insightloop.cdc.changes import SnapshotDone
+from insightloop.cdc.changes import ColumnFill, SnapshotDone
+from insightloop.cdc.fills import missing_element
 from insightloop.cdc.state import load_state, state_path
 from insightloop.config import Config
 
@@ -195,3 +198,79 @@ def test_a_transaction_in_flight_at_the_consistent_point_streams_after_the_reads
     (by_c,) = [ch for ch in streamed if ch.event.after and ch.event.after["full_name"] == "by C"]
     assert all(r.lsn < by_c.lsn for r in reads), "a streamed change sorts before the snapshot reads"
     assert_log_matches_source(config, dsn, ALL)
+
+
+def _fills(config: Config) -> list[ColumnFill]:
+    return [i for i in read_log(config)[0] if isinstance(i, ColumnFill)]
+
+
+def test_column_added_with_a_stored_default_is_filled_into_older_rows(config: Config, dsn: str) -> None:
+    """PostgreSQL 11+ keeps a constant default of ADD COLUMN in the catalog and streams
+    nothing for the rows already there: the reader sends it as a ColumnFill."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO accounts (id, name) VALUES (1, 'Acme'), (2, 'Globex')")
+        with reader_thread(config, dsn):
+            wait_caught_up(config, dsn)
+            conn.execute("INSERT INTO accounts (id, name) VALUES (3, 'Initech')")
+            conn.execute(
+                "ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold',"
+                " ADD COLUMN vip boolean NOT NULL DEFAULT true,"
+                " ADD COLUMN quota numeric(8,2) DEFAULT 1.5,"
+                """ ADD COLUMN label text DEFAULT 'a, "b"\\c'"""
+            )
+            conn.execute("INSERT INTO accounts (id, name, tier) VALUES (4, 'Umbrella', 'silver')")
+            conn.execute("UPDATE accounts SET label = NULL WHERE id = 2")  # explicit, after the fill
+            # The catalog is read when the stream gets there: before the rewrite below.
+            wait_caught_up(config, dsn)
+            # A volatile default rewrites the table: no missing value, so no fill (a warning).
+            # (now() is stable, not volatile: evaluated once, it is a missing value, and filled.)
+            with capture_logs() as logs:
+                conn.execute(
+                    "ALTER TABLE accounts ADD COLUMN seen_at timestamptz NOT NULL DEFAULT clock_timestamp()"
+                )
+                conn.execute("UPDATE accounts SET name = 'Acme 2' WHERE id = 1")
+                wait_caught_up(config, dsn)
+        warned = [e for e in logs if e.get("column") == "seen_at" and e["log_level"] == "warning"]
+        assert warned and warned[0]["table"] == "public.accounts"
+        assert "insightloop cdc reader" in warned[0]["event"]
+        fills = _fills(config)
+        insert = next(c for c in changes_only(read_log(config)[0]) if c.op == "c" and c.event.after
+                      and c.event.after["id"] == 4)  # fmt: skip
+        assert [(f.table, f.column, f.type, f.value) for f in fills] == [
+            ("public.accounts", "tier", "text", "gold"),
+            ("public.accounts", "vip", "boolean", True),
+            ("public.accounts", "quota", "numeric(8,2)", "1.50"),
+            ("public.accounts", "label", "text", 'a, "b"\\c'),
+        ]
+        assert {f.lsn for f in fills} == {insert.lsn}  # the first change streamed with them
+        st = load_state(state_path(config))
+        assert st is not None and "tier" in st.columns["public.accounts"]
+        # Restarted, the reader knows the columns: no fill again.
+        with reader_thread(config, dsn):
+            conn.execute("UPDATE accounts SET name = 'Globex 2' WHERE id = 2")
+            wait_caught_up(config, dsn)
+        assert len(_fills(config)) == 4
+    replayed = replay(read_log(config)[0])["public.accounts"]
+    assert {k[0]: (r.get("tier"), r.get("label")) for k, r in replayed.items()} == {
+        1: ("gold", 'a, "b"\\c'),
+        2: ("gold", None),
+        3: ("gold", 'a, "b"\\c'),
+        4: ("silver", 'a, "b"\\c'),
+    }
+    # Row for row equal to the source, but for seen_at (rewritten by PostgreSQL, not streamed).
+    source = source_rows(dsn, ["public.accounts"])["public.accounts"]
+    assert set(source) == set(replayed)
+    for key, row in source.items():
+        assert {n: v for n, v in replayed[key].items() if n != "seen_at"} == {
+            n: v for n, v in row.items() if n != "seen_at"
+        }
+    assert replayed[(1,)]["seen_at"] is not None and replayed[(3,)].get("seen_at") is None
+
+
+def test_missing_element_parses_the_one_element_array_text() -> None:
+    assert missing_element("{gold}") == "gold"
+    assert missing_element('{"a, b"}') == "a, b"
+    assert missing_element('{"q\\"x\\\\y"}') == 'q"x\\y'
+    assert missing_element("{NULL}") is None
+    assert missing_element('{"NULL"}') == "NULL"
+    assert missing_element('{""}') == ""

@@ -116,6 +116,14 @@ def _assert_schema_change_arrived(config: Config) -> None:
     assert isinstance(invoices.find_field("amount_cents").field_type, LongType)
 
 
+def _assert_defaults_filled(config: Config) -> None:
+    """Beyond the row-for-row equality: the fill did reach rows no change touched since."""
+    data = open_catalog(config).load_table(state_identifier("public.accounts")).scan().to_arrow()
+    live = [r for r in data.to_pylist() if not r["_deleted"]]
+    assert any(r["tier"] == "gold" and r["region"] == "eu" for r in live)
+    assert any(r["region"] is None for r in live) and any(r["tier"] == "silver" for r in live)
+
+
 def _snapshot_under_way(config: Config) -> bool:
     st = load_state(state_path(config))
     return st is not None and not st.snapshot.complete and st.snapshot.rows > 0
@@ -149,6 +157,15 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
         # The new column and the promoted one carry values only the new types can hold.
         conn.execute("UPDATE accounts SET industry = 'saas ' || id WHERE id % 3 = 0")
         conn.execute("UPDATE invoices SET amount_cents = amount_cents + 5000000000 WHERE id % 4 = 0")
+        conn.commit()
+        # Columns added with a stored default (PostgreSQL writes no rows: the reader's
+        # ColumnFill), then later explicit values, an explicit NULL among them.
+        conn.execute("ALTER TABLE accounts ADD COLUMN tier text NOT NULL DEFAULT 'gold'")
+        conn.execute("ALTER TABLE accounts ADD COLUMN region text DEFAULT 'eu'")
+        conn.commit()
+        conn.execute("UPDATE accounts SET tier = 'silver' WHERE id % 5 = 0")
+        conn.execute("UPDATE accounts SET region = NULL WHERE id % 7 = 0")
+        conn.commit()
         after = _flushed_counts(conn, database)
     stats = workload.stats
     assert stats.schema_changes == 2 and stats.large_transactions >= 1
@@ -156,6 +173,7 @@ def test_workload_with_schema_change_arrives_row_for_row(database: str, cdc: tup
     wait_applied(config, database, services)
     assert_lake_equals_source(config, database)
     _assert_schema_change_arrived(config)
+    _assert_defaults_filled(config)
     # A primary key update is one source change and two history rows.
     after = {**after, "feature_flags": after["feature_flags"] + moved}
     _assert_history_is_one_row_per_change(config, database, snapshot_rows, before, after)

@@ -14,6 +14,19 @@ TOASTed value): absent from ``after``, and the earlier value stands.
 One log record (``ChangeBatch``) holds the changes of one transaction, or of one chunk of a
 large transaction or of the snapshot, in commit order. ``event_id`` is derived from (LSN,
 table, primary key), so a redelivered change deduplicates.
+
+``column_fills`` (a ``ChangeBatch`` field, added at its end): PostgreSQL 11+ adds a column
+with a constant default (``ALTER TABLE … ADD COLUMN tier text DEFAULT 'gold'``) without
+writing the rows: existing rows read the default from the catalog (``atthasmissing``), and
+nothing is streamed for them. When a Relation message shows a column the reader had not
+seen for that table, the reader looks up that missing value and sends a ``ColumnFill``:
+every live row of ``table`` whose last change is older than ``lsn`` (the LSN of the first
+change streamed with the new column) and whose ``column`` is null takes ``value`` (JSON, as
+in ``after``). It applies after the changes of its batch; rows changed at or after ``lsn``
+carry the column themselves, so a later explicit NULL stays NULL, and applying a fill twice
+changes nothing. It is not a change: no history row. A column whose default was written by a
+table rewrite (a volatile default such as ``clock_timestamp()``) has no missing value and gets
+no fill (the reader logs a warning).
 """
 
 from __future__ import annotations
@@ -97,14 +110,30 @@ class SnapshotDone(msgspec.Struct, array_like=True, frozen=True):
     rows: int
 
 
+class ColumnFill(msgspec.Struct, array_like=True, frozen=True):
+    """A column added with a stored default (PostgreSQL's missing value): live rows of
+    ``table`` older than ``lsn`` whose ``column`` is null take ``value`` (see above)."""
+
+    #: ``<schema>.<table>``
+    table: str
+    column: str
+    #: The column's PostgreSQL type, as ``Column.type``.
+    type: str
+    #: The JSON value, converted as a streamed value of the type.
+    value: Any
+    lsn: int
+
+
 class ChangeBatch(msgspec.Struct, array_like=True, frozen=True):
-    """One log record. ``snapshot_done`` marks apply after this batch's ``changes``."""
+    """One log record. ``snapshot_done`` marks and ``column_fills`` apply after this batch's
+    ``changes``."""
 
     version: int
     source: str
     read_at_us: int
     changes: list[CapturedChange]
     snapshot_done: list[SnapshotDone] = msgspec.field(default_factory=list)
+    column_fills: list[ColumnFill] = msgspec.field(default_factory=list)
 
 
 def change_event_id(lsn: int, table: str, key: dict[str, Any] | None) -> str:

@@ -32,8 +32,9 @@ import psycopg2.extras
 import structlog
 
 from insightloop.cdc import pgoutput
-from insightloop.cdc.changes import ChangeBatch, encode_batch
-from insightloop.cdc.envelope import Envelopes
+from insightloop.cdc.changes import ChangeBatch, ColumnFill, encode_batch
+from insightloop.cdc.envelope import Envelopes, TableShape
+from insightloop.cdc.fills import column_fills
 from insightloop.cdc.metrics import CdcMetrics
 from insightloop.cdc.snapshot import take_snapshot
 from insightloop.cdc.source import (
@@ -96,7 +97,7 @@ class _Pending:
 
     def add(self, batch: ChangeBatch) -> None:
         self.records.append(encode_batch(batch))
-        self.changes += len(batch.changes)
+        self.changes += len(batch.changes) + len(batch.column_fills)
         self.ops.update(c.op for c in batch.changes)
 
     @property
@@ -255,8 +256,9 @@ class Reader:
                 st.snapshot.rows += len(batch.changes)
                 m.snapshot_rows.set(st.snapshot.rows)
 
-        def table_done(table: str, rows: int) -> None:
-            st.snapshot.tables_done.append(table)
+        def table_done(shape: TableShape, rows: int) -> None:
+            st.snapshot.tables_done.append(shape.name)
+            st.columns[shape.name] = [c.name for c in shape.columns]
             save_state(self.state_file, st)
             m.snapshot_tables_done.set(len(st.snapshot.tables_done))
 
@@ -294,7 +296,21 @@ class Reader:
         )
         _log.info("streaming changes", slot=self.settings.slot, from_lsn=format_lsn(st.confirmed_lsn))
         self.metrics.confirmed_lsn.set(st.confirmed_lsn)
-        assembler = Assembler(envelopes, TypeNames(sql))
+        slot = self.settings.slot
+
+        def fills(oid: int, shape: TableShape, new: list[str], lsn: int) -> list[ColumnFill]:
+            found = column_fills(sql, oid, shape, new, lsn, slot)
+            if found:
+                _log.info(
+                    "added columns with a stored default: rows before them take it",
+                    table=shape.name,
+                    columns=[f.column for f in found],
+                    lsn=format_lsn(lsn),
+                )
+            return found
+
+        # The state's columns are updated in place at each commit and saved with the confirmed LSN.
+        assembler = Assembler(envelopes, TypeNames(sql), known=st.columns, fills=fills)
         pending = _Pending()
         last_poll = 0.0
         last_keepalive = time.monotonic()
@@ -304,7 +320,7 @@ class Reader:
                 self.metrics.received_lsn.set(message.data_start)
                 chunk = assembler.feed(pgoutput.decode(message.payload), message.data_start)
                 if chunk is not None:
-                    if chunk.changes:
+                    if chunk.changes or chunk.fills:
                         pending.add(chunk.batch(self.settings.source))
                     if chunk.commit_end_lsn is not None:
                         pending.confirm_to = chunk.commit_end_lsn

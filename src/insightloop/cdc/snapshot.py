@@ -75,12 +75,12 @@ def take_snapshot(
     envelopes: Envelopes,
     lsn: int,
     append: Callable[[ChangeBatch], None],
-    table_done: Callable[[str, int], None],
+    table_done: Callable[[TableShape, int], None],
     *,
     chunk_rows: int = CHUNK_ROWS,
 ) -> SnapshotCounts:
     """Read ``tables`` as of ``snapshot_name`` and ``append`` them as ``r`` changes; calls
-    ``table_done(table, rows)`` after each table's last batch is durable."""
+    ``table_done(shape, rows)`` after each table's last batch is durable."""
     started_us = time.time_ns() // 1000
     counts = SnapshotCounts()
     with conn.transaction():
@@ -93,7 +93,7 @@ def take_snapshot(
             rows = _table(conn, shape, envelopes, lsn, started_us, append, chunk_rows)
             counts.tables += 1
             counts.rows += rows
-            table_done(shape.name, rows)
+            table_done(shape, rows)
             _log.info("snapshot of table done", table=shape.name, rows=rows)
     return counts
 

@@ -40,6 +40,9 @@ class ReaderState(msgspec.Struct):
     updated_at: float = 0.0
     #: The LSN of the snapshot's reads: the slot's restart point at creation (``reader._reads_lsn``).
     snapshot_lsn: int = 0
+    #: Columns the reader has seen per table (``<schema>.<table>``) as of ``confirmed_lsn``:
+    #: a column not among them in a Relation message is new (it may need a ``ColumnFill``).
+    columns: dict[str, list[str]] = msgspec.field(default_factory=dict)
 
 
 def state_path(config: Config) -> Path:

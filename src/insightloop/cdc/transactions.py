@@ -7,6 +7,13 @@ A chunk that ends a transaction carries the commit's end LSN: once it (and every
 before it) is durable, the slot may be confirmed up to there. A chunk in the middle of a
 transaction is never confirmable: after a crash the whole transaction is sent again, with
 the same LSNs and so the same event ids.
+
+``known`` holds the columns seen per table as of the last commit fed (the reader saves it
+with the confirmed LSN). A Relation message naming a column not in it, for a table in it,
+asks ``fills`` for that column's ``ColumnFill`` at the LSN of the change the message
+precedes (a Relation message has no WAL position of its own), carried by its chunk. A
+table not in ``known`` (the first Relation after an upgrade, or a table added to the
+publication later) only records its columns.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from insightloop.cdc.changes import FORMAT_VERSION, CapturedChange, ChangeBatch, Column
+from insightloop.cdc.changes import FORMAT_VERSION, CapturedChange, ChangeBatch, Column, ColumnFill
 from insightloop.cdc.envelope import Envelopes, TableShape
 from insightloop.cdc.pgoutput import Begin, Commit, Delete, Insert, Message, Relation, Truncate, Update
 
 #: (type OID, typmod) → the type as ``format_type`` prints it.
 TypeNamer = Callable[[int, int], str]
+#: (relation OID, shape, new column names, LSN) → the fills of those columns.
+FillLookup = Callable[[int, TableShape, list[str], int], list[ColumnFill]]
 
 #: Changes per log record within one large transaction.
 CHUNK_CHANGES = 5000
@@ -32,9 +41,10 @@ class Chunk:
     #: The commit's end LSN when this chunk ends its transaction; None mid-transaction.
     commit_end_lsn: int | None
     commit_ts_us: int
+    fills: list[ColumnFill] = field(default_factory=list)
 
     def batch(self, source: str) -> ChangeBatch:
-        return ChangeBatch(FORMAT_VERSION, source, time.time_ns() // 1000, self.changes)
+        return ChangeBatch(FORMAT_VERSION, source, time.time_ns() // 1000, self.changes, [], self.fills)
 
 
 @dataclass
@@ -42,6 +52,11 @@ class _Transaction:
     xid: int
     commit_ts_us: int
     changes: list[CapturedChange] = field(default_factory=list)
+    fills: list[ColumnFill] = field(default_factory=list)
+    #: Columns per table as this transaction's Relation messages show them.
+    columns: dict[str, list[str]] = field(default_factory=dict)
+    #: Relation OID → (shape, new columns) whose fills wait for the next change's LSN.
+    awaiting: dict[int, tuple[TableShape, list[str]]] = field(default_factory=dict)
 
 
 class UnknownRelationError(Exception):
@@ -50,11 +65,20 @@ class UnknownRelationError(Exception):
 
 class Assembler:
     def __init__(
-        self, envelopes: Envelopes, type_name: TypeNamer, chunk_changes: int = CHUNK_CHANGES
+        self,
+        envelopes: Envelopes,
+        type_name: TypeNamer,
+        chunk_changes: int = CHUNK_CHANGES,
+        *,
+        known: dict[str, list[str]] | None = None,
+        fills: FillLookup | None = None,
     ) -> None:
         self.envelopes = envelopes
         self.type_name = type_name
         self.chunk_changes = chunk_changes
+        #: Columns seen per table as of the last commit fed (updated in place).
+        self.known = known if known is not None else {}
+        self.fills = fills
         self.relations: dict[int, TableShape] = {}
         self._tx: _Transaction | None = None
 
@@ -71,21 +95,48 @@ class Assembler:
             self._tx = _Transaction(message.xid, message.commit_ts_us)
             return None
         if isinstance(message, Relation):
-            self.relations[message.oid] = self._shape(message)
+            shape = self.relations[message.oid] = self._shape(message)
+            self._columns(message.oid, shape)
             return None
         tx = self._tx
         if isinstance(message, Commit):
             self._tx = None
-            changes = tx.changes if tx is not None else []
-            return Chunk(changes, message.end_lsn, message.commit_ts_us)
+            if tx is None:
+                return Chunk([], message.end_lsn, message.commit_ts_us)
+            self.known.update(tx.columns)
+            return Chunk(tx.changes, message.end_lsn, message.commit_ts_us, tx.fills)
         if tx is None or not isinstance(message, Insert | Update | Delete | Truncate):
             return None
+        if tx.awaiting:
+            self._fill(message, lsn, tx)
         tx.changes.extend(self._changes(message, lsn, tx))
         if len(tx.changes) >= self.chunk_changes:
-            chunk = Chunk(tx.changes, None, tx.commit_ts_us)
-            tx.changes = []
+            chunk = Chunk(tx.changes, None, tx.commit_ts_us, tx.fills)
+            tx.changes, tx.fills = [], []
             return chunk
         return None
+
+    def _columns(self, oid: int, shape: TableShape) -> None:
+        """Records the columns of ``shape``; new ones await their fills."""
+        names = [c.name for c in shape.columns]
+        tx = self._tx
+        if tx is None:  # not sent by pgoutput outside a transaction; nothing to fill then
+            self.known[shape.name] = names
+            return
+        seen = tx.columns.get(shape.name, self.known.get(shape.name))
+        tx.columns[shape.name] = names
+        if seen is None or self.fills is None:
+            return
+        new = [name for name in names if name not in seen]
+        if new:
+            tx.awaiting[oid] = (shape, new)
+
+    def _fill(self, message: Insert | Update | Delete | Truncate, lsn: int, tx: _Transaction) -> None:
+        assert self.fills is not None
+        for oid in message.oids if isinstance(message, Truncate) else [message.oid]:
+            waiting = tx.awaiting.pop(oid, None)
+            if waiting is not None:
+                tx.fills.extend(self.fills(oid, waiting[0], waiting[1], lsn))
 
     def _shape(self, rel: Relation) -> TableShape:
         columns = tuple(Column(c.name, self.type_name(c.type_oid, c.typmod), key=c.key) for c in rel.columns)

@@ -25,6 +25,7 @@ from insightloop.cdc.changes import (
     ChangeEvent,
     ChangeSource,
     Column,
+    ColumnFill,
     SnapshotDone,
     change_event_id,
     encode_batch,
@@ -64,6 +65,9 @@ class Source:
         self._tx = itertools.count(500)
         self.ts_ms = BASE_TS_MS
         self.pending: list[CapturedChange] = []
+        self.fills: list[ColumnFill] = []
+        #: Table → (column, type, value) whose fills wait for the table's next change's LSN.
+        self._awaiting: dict[str, list[tuple[str, str, Any]]] = {}
 
     def table(self, name: str, columns: Sequence[tuple[str, str] | tuple[str, str, bool]]) -> SourceTable:
         cols = [Column(c[0], c[1], key=bool(c[2]) if len(c) > 2 else False) for c in columns]  # type: ignore[misc]
@@ -114,6 +118,16 @@ class Source:
         for row in table.rows.values():
             row[column] = None
 
+    def add_column_with_default(self, name: str, column: str, pg_type: str, value: Any) -> None:
+        """ALTER TABLE … ADD COLUMN … DEFAULT (a stored missing value): the rows there take
+        ``value``, and nothing is streamed for them; the reader's ``ColumnFill`` goes with
+        the table's next change, at its LSN."""
+        table = self.tables[name]
+        table.columns.append(Column(column, pg_type))
+        for row in table.rows.values():
+            row[column] = value
+        self._awaiting.setdefault(name, []).append((column, pg_type, value))
+
     def snapshot(self, name: str) -> tuple[list[CapturedChange], SnapshotDone]:
         """A consistent snapshot of ``name``: one ``r`` per row, at a new consistent point."""
         table = self.tables[name]
@@ -144,6 +158,8 @@ class Source:
     ) -> CapturedChange:
         lsn = next(self._lsn)
         self.ts_ms += 3
+        for column, pg_type, value in self._awaiting.pop(table.name, []):
+            self.fills.append(ColumnFill(table.name, column, pg_type, value, lsn))
         event = self._event(table, op, before, after, unchanged, lsn)
         image = after if after is not None else before
         key = {k: image[k] for k in table.key} if image else None
@@ -171,9 +187,17 @@ class Source:
         out, self.pending = self.pending, []
         return out
 
+    def take_fills(self) -> list[ColumnFill]:
+        out, self.fills = self.fills, []
+        return out
 
-def record(changes: Sequence[CapturedChange], marks: Sequence[SnapshotDone] = ()) -> bytes:
-    return encode_batch(ChangeBatch(FORMAT_VERSION, SOURCE, BASE_TS_MS * 1000, list(changes), list(marks)))
+
+def record(
+    changes: Sequence[CapturedChange], marks: Sequence[SnapshotDone] = (), fills: Sequence[ColumnFill] = ()
+) -> bytes:
+    return encode_batch(
+        ChangeBatch(FORMAT_VERSION, SOURCE, BASE_TS_MS * 1000, list(changes), list(marks), list(fills))
+    )
 
 
 def config_for(tmp_path: Path) -> Config:

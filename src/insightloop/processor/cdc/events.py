@@ -1,5 +1,6 @@
 """Raw CDC rows → what stage 2 applies, per source table and in raw order: ``Change``s
-(c/u/d/r and t) and ``Vanish`` marks (a snapshot's ``SnapshotDone``), plus ``Problem``s for
+(c/u/d/r and t), ``Vanish`` marks (a snapshot's ``SnapshotDone``) and ``Fill``s (a
+``ColumnFill``: an added column's stored default), plus ``Problem``s for
 rows that cannot be applied at all (rejected in stage 1, or an envelope that no longer
 decodes). Decoding only: what a change does to a table is ``fold``'s business."""
 
@@ -14,7 +15,12 @@ import orjson
 import pyarrow as pa
 
 from insightloop.cdc.changes import Column, decode_event
-from insightloop.processor.cdc.raw_rows import SNAPSHOT_DONE_STREAM, decode_mark
+from insightloop.processor.cdc.raw_rows import (
+    COLUMN_FILL_STREAM,
+    SNAPSHOT_DONE_STREAM,
+    decode_fill,
+    decode_mark,
+)
 from insightloop.processor.raw_rows import REJECTED_STREAM
 from insightloop.types import FailureKind
 
@@ -80,7 +86,30 @@ class Vanish:
     at_us: int
 
 
-Event = Change | Vanish
+@dataclass(slots=True)
+class Fill:
+    """Live rows of the table older than ``lsn`` whose ``column`` is null take ``value``
+    (a ``ColumnFill``)."""
+
+    seq: int
+    lsn: int
+    column: str
+    type: str
+    value: Any
+    event_id: str
+    source: str
+    table: str
+    payload: bytes
+    origin: str
+
+    def problem(self, kind: str, reason: str) -> Problem:
+        return Problem(
+            self.seq, self.event_id, self.source, self.table, None, self.lsn, kind, reason,
+            self.payload, self.origin, self.column,
+        )  # fmt: skip
+
+
+Event = Change | Vanish | Fill
 
 
 @dataclass(slots=True)
@@ -113,6 +142,23 @@ def parse(raw: pa.Table) -> Parsed:
             mark = decode_mark(payload)
             at_us = _micros(cols["received_at"][i]) or 0
             out.by_table.setdefault(mark.table, []).append(Vanish(seq, mark.lsn, at_us))
+            continue
+        if stream == COLUMN_FILL_STREAM:
+            fill = decode_fill(payload)
+            out.by_table.setdefault(fill.table, []).append(
+                Fill(
+                    seq,
+                    fill.lsn,
+                    fill.column,
+                    fill.type,
+                    fill.value,
+                    event_id,
+                    source,
+                    fill.table,
+                    payload,
+                    origin,
+                )
+            )
             continue
         try:
             event = decode_event(payload)

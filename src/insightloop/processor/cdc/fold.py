@@ -13,6 +13,10 @@ Python rows (``dict`` per row, keyed by the primary-key tuple), no I/O.
 - d and t leave tombstones (``_deleted``) at their LSN; t applies to every row older
   than it (one history row, no key); ``Vanish`` (SnapshotDone) tombstones the live rows
   older than the snapshot, one ``d`` history row each.
+- A ``Fill`` (an added column's stored default) sets the column on the live rows older
+  than its LSN where it is null: rows changed at or after it carry the column themselves
+  (an explicit NULL included), and a repeated fill finds nothing null. Their ``_lsn`` stays
+  (the fill is no change of the row), and no history row is written.
 - A value the column cannot take (incompatible type change, bad value) keeps the row's
   earlier value and becomes a ``Problem``; a change without its key is a ``Problem``.
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 from pyiceberg.types import IcebergType
 
-from insightloop.processor.cdc.events import Change, Event, Problem, Vanish
+from insightloop.processor.cdc.events import Change, Event, Fill, Problem, Vanish
 from insightloop.processor.cdc.pgtypes import iceberg_type, is_json, type_change
 from insightloop.processor.cdc.values import convert
 from insightloop.types import FailureKind
@@ -76,6 +80,8 @@ class Fold:
         for event in events:
             if isinstance(event, Vanish):
                 self._vanish(event)
+            elif isinstance(event, Fill):
+                self._fill(event)
             elif event.op == "t":
                 self._truncate(event)
             elif event.op in ("c", "u", "r", "d"):
@@ -216,6 +222,21 @@ class Fold:
             )
             self.applied += 1
             self.dirty = True
+
+    def _fill(self, fill: Fill) -> None:
+        kind = self.columns.get(fill.column)
+        if kind is None:
+            return  # no change declared the column: nothing holds it
+        try:
+            value = convert(fill.value, kind, as_json=is_json(fill.type))
+        except ValueError as exc:
+            reason = f"default of added column {self.table}.{fill.column} ({kind}): {exc}"
+            self.problems.append(fill.problem(FailureKind.WRONG_TYPE, reason))
+            return
+        for row in self.rows.values():
+            if not row["_deleted"] and row["_lsn"] < fill.lsn and row.get(fill.column) is None:
+                row[fill.column] = value
+                self.dirty = True
 
     def _record(self, event_id: str, op: str, change: Change, row: Row, seq: int) -> None:
         entry = {name: row.get(name) for name in self.columns}

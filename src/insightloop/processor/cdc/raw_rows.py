@@ -10,6 +10,8 @@ Nothing is dropped, and raw alone is enough to rebuild stage 2:
   truncated to 64 KB, and a ``rejection`` JSON naming the table and LSN);
 - a ``SnapshotDone`` mark becomes a row of stream ``snapshot_done`` (``schema_name`` the
   table, ``payload`` the mark as JSON), after the changes of its batch, as it applies;
+- a ``ColumnFill`` becomes a row of stream ``column_fill`` (``schema_name`` the table,
+  ``payload`` the fill as JSON), after the changes of its batch, as it applies;
 - a log record that is not a ``ChangeBatch`` becomes one ``rejected`` row (kind
   ``malformed_json``) holding its first 64 KB.
 """
@@ -24,7 +26,14 @@ import msgspec
 import orjson
 import pyarrow as pa
 
-from insightloop.cdc.changes import FORMAT_VERSION, ChangeBatch, SnapshotDone, decode_batch, decode_event
+from insightloop.cdc.changes import (
+    FORMAT_VERSION,
+    ChangeBatch,
+    ColumnFill,
+    SnapshotDone,
+    decode_batch,
+    decode_event,
+)
 from insightloop.collected import MAX_REJECTED_BYTES
 from insightloop.lake.raw_table import RAW_ARROW_SCHEMA
 from insightloop.processor.raw_rows import (
@@ -42,6 +51,8 @@ from insightloop.types import FailureKind, LogRecord
 CDC_CHANGES = "raw.cdc_changes"
 #: The ``stream`` of a row carrying a ``SnapshotDone`` mark.
 SNAPSHOT_DONE_STREAM = "snapshot_done"
+#: The ``stream`` of a row carrying a ``ColumnFill``.
+COLUMN_FILL_STREAM = "column_fill"
 
 _ROW_SCHEMA = RAW_ARROW_SCHEMA.remove(RAW_ARROW_SCHEMA.get_field_index("ingest_seq"))
 _mark_encoder = msgspec.json.Encoder()
@@ -60,6 +71,27 @@ def decode_mark(payload: bytes) -> SnapshotDone:
 
 def mark_event_id(mark: SnapshotDone) -> str:
     return f"snapshot-done:{mark.table}:{mark.lsn}"
+
+
+_fill_decoder = msgspec.json.Decoder(ColumnFill)
+
+
+def encode_fill(fill: ColumnFill) -> bytes:
+    """A ``ColumnFill`` as the JSON a ``column_fill`` raw row carries."""
+    return _mark_encoder.encode(
+        {"table": fill.table, "column": fill.column, "type": fill.type, "value": fill.value, "lsn": fill.lsn}
+    )
+
+
+def decode_fill(payload: bytes) -> ColumnFill:
+    data = orjson.loads(payload)
+    return ColumnFill(
+        str(data["table"]), str(data["column"]), str(data["type"]), data["value"], int(data["lsn"])
+    )
+
+
+def fill_event_id(fill: ColumnFill) -> str:
+    return f"column-fill:{fill.table}:{fill.column}:{fill.lsn}"
 
 
 class CdcRawRows:
@@ -114,6 +146,13 @@ class CdcRawRows:
                 batch.read_at_us, change.payload, delivery, None, origin,
             )  # fmt: skip
         base = len(batch.changes)
+        for fill in batch.column_fills:
+            delivery = f'{{"lsn":{fill.lsn}}}'
+            self._row(
+                fill_event_id(fill), batch.source, COLUMN_FILL_STREAM, fill.table, None,
+                batch.read_at_us, encode_fill(fill), delivery, None, f"{prefix}{base}",
+            )  # fmt: skip
+            base += 1
         for offset, mark in enumerate(batch.snapshot_done):
             delivery = f'{{"lsn":{mark.lsn}}}'
             self._row(

@@ -21,7 +21,7 @@ from pyiceberg.types import IcebergType
 
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
 from insightloop.processor.cdc import layout, naming, store
-from insightloop.processor.cdc.events import Change, Event, Problem, Vanish
+from insightloop.processor.cdc.events import Change, Event, Fill, Problem, Vanish
 from insightloop.processor.cdc.evolve import Evolution, plan
 from insightloop.processor.cdc.fold import Fold, Key, Row
 from insightloop.processor.cdc.values import convert
@@ -85,7 +85,7 @@ class TableBatch:
         self._history_evolution = plan(history_columns, [c for c in changes if c.seq > self._history_seq])
 
         target = store.arrow_schema(self._state, evolution)
-        table_wide = any(isinstance(e, Vanish) or e.op == "t" for e in todo)
+        table_wide = any(isinstance(e, Vanish | Fill) or e.op == "t" for e in todo)
         keys = None if table_wide else _first_keys(changes, key[0], evolution)
         if keys is not None and not keys:
             self._tasks, old = [], target.empty_table()
