@@ -5,6 +5,7 @@ lands them; replaying again changes nothing."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import http.client
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import pytest
 from e2e_support import read_table, wait_for
 
 from insightloop.config import Config, load_config
+from insightloop.lake.catalog import lake_root
+from insightloop.processor.runner import CLEANER_LOCK
 from insightloop.testing import Services
 
 pytestmark = pytest.mark.slow
@@ -71,6 +74,16 @@ def send(services: Services, *events: dict[str, Any]) -> None:
     assert connection.getresponse().status == 200
 
 
+def cleaner_holds_the_lock(config: Config) -> bool:
+    with (lake_root(config) / CLEANER_LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def count(config: Config, identifier: str) -> int:
     table = read_table(config, identifier)
     return 0 if table is None else table.num_rows
@@ -92,6 +105,7 @@ def test_a_replay_queued_to_the_running_cleaner_lands_the_fixed_events_once(
     write_contract(contracts, "1-1-0", {**REPORT, "required": []})  # the fix: report_id optional
     running.stop("cleaner")
     running.start("cleaner")  # contracts load when the cleaner starts
+    wait_for(lambda: cleaner_holds_the_lock(config), 60, "the cleaner to take the lake's cleaner lock")
 
     done = replay(running, "--kind", "contract_violation")
     assert done.returncode == 0, done.stderr + running.output("cleaner")

@@ -66,6 +66,8 @@ STAGE2_NAMESPACES = ("cleaned", "quarantine")
 #: A turn applies at most this many micro-batches of rows, so that a long backlog still
 #: leaves room for compaction and snapshot expiry between turns.
 BATCHES_PER_TURN = 10
+#: How long a starting cleaner waits for the lake's cleaner lock before refusing to run.
+LOCK_WAIT_SECONDS = 30.0
 
 
 @runtime_checkable
@@ -273,7 +275,8 @@ def run(config: Config, stop: threading.Event | None = None) -> None:
         stop_on_signals(stop)
     refuse_inline(config)
     lock = lake_root(config) / CLEANER_LOCK
-    with exclusive(lock, f"another cleaner holds {lock}: only one may run per lake"):
+    # A replay applied by `insightloop quarantine replay` holds the lock for a few seconds.
+    with exclusive(lock, f"another cleaner holds {lock}: only one may run per lake", wait=LOCK_WAIT_SECONDS):
         catalog = open_catalog_retrying(config, stop)
         if catalog is not None:
             metrics = ProcessorMetrics()

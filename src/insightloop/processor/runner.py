@@ -391,15 +391,21 @@ CLEANER_LOCK = "cleaner.lock"
 
 
 @contextmanager
-def exclusive(path: Path, refusal: str) -> Iterator[None]:
+def exclusive(path: Path, refusal: str, wait: float = 0.0) -> Iterator[None]:
     """Hold ``path``'s lock (one processor, one cleaner per lake: two would commit clashing
-    sequences); raise ``TerminalError(refusal)`` if another process holds it."""
+    sequences); raise ``TerminalError(refusal)`` if another process holds it for ``wait``
+    seconds (a short-lived holder, e.g. ``quarantine replay`` applying itself, lets go)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise TerminalError(refusal) from exc
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError as exc:
+                if time.monotonic() >= deadline:
+                    raise TerminalError(refusal) from exc
+                time.sleep(0.1)
         try:
             yield
         finally:
