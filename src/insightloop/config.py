@@ -115,6 +115,8 @@ class CdcConfig(msgspec.Struct, forbid_unknown_fields=True):
 class ExportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     """``[exports]``: batch export files (``insightloop.exports``)."""
 
+    # Run the file loader under ``insightloop up``.
+    enabled: bool = True
     # The landing zone: <landing>/<source>/<entity>/<file>; a local folder or an s3:// URI.
     # Empty: <data_dir>/landing.
     landing: str = ""

@@ -34,8 +34,10 @@ class Services:
             **os.environ,
             "INSIGHTLOOP_DATA_DIR": str(data_dir),
             "INSIGHTLOOP__COLLECTOR__PORT": str(self.port),
-            # The SDK path's services; pass INSIGHTLOOP__CDC__ENABLED=true to add CDC's.
+            # The SDK path's services; pass INSIGHTLOOP__CDC__ENABLED=true (or
+            # INSIGHTLOOP__EXPORTS__ENABLED=true) to add CDC's (the file loader).
             "INSIGHTLOOP__CDC__ENABLED": "false",
+            "INSIGHTLOOP__EXPORTS__ENABLED": "false",
             **(extra_env or {}),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}

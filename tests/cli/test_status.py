@@ -7,6 +7,7 @@ import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -41,7 +42,9 @@ def test_empty_data_dir(config: Config) -> None:
         "cleaner": False,
         "cdc-reader": False,
         "cdc-processor": False,
+        "file-loader": False,
     }
+    assert data["exports"] == []
     cdc = data["cdc"]
     assert isinstance(cdc, dict) and cdc["state"] is None
     assert cdc["error"] == "the demo application database is not running"
@@ -105,11 +108,13 @@ def test_services_up(config: Config, collector: None) -> None:
         "cleaner": True,
         "cdc-reader": False,
         "cdc-processor": True,
+        "file-loader": False,
     }
 
 
 def test_without_cdc_status_shows_none_of_it(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INSIGHTLOOP__CDC__ENABLED", "false")
+    monkeypatch.setenv("INSIGHTLOOP__EXPORTS__ENABLED", "false")
     data = status_json()
     assert data["cdc"] is None
     assert {s["name"] for s in data["services"]} == {"collector", "processor", "cleaner"}  # type: ignore[attr-defined]
@@ -171,3 +176,21 @@ def test_quarantine_section_when_nothing_is_quarantined(lake: Config) -> None:
         "counts": [],
     }
     assert "Quarantine: empty" in runner.invoke(app, ["status"]).stdout
+
+
+def test_export_files_show_what_became_of_them(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from insightloop.exports.generate import daily_exports
+
+    monkeypatch.setenv("INSIGHTLOOP__CONTRACTS__DIR", str(Path(__file__).resolve().parents[2] / "contracts"))
+    [day] = daily_exports(config.path("landing"), days=1, contacts=300, gzip_last=False)
+    loaded = runner.invoke(app, ["load", str(day.path)])
+    assert loaded.exit_code == 0, loaded.output
+    [shown] = status_json()["exports"]  # type: ignore[misc]
+    assert (shown["status"], shown["entity"], shown["rows"], shown["bad_rows"]) == (
+        "loaded",
+        "contacts",
+        day.rows - day.bad,  # the good rows loaded; the bad ones went to quarantine
+        day.bad,
+    )
+    table = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
+    assert "Export files" in table.stdout and "loaded" in table.stdout

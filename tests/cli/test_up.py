@@ -74,7 +74,18 @@ def insert_account(name: str) -> None:
         conn.execute("INSERT INTO accounts (name, plan_id) VALUES (%s, 2)", (name,))
 
 
-def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Config, tmp_path: Path) -> None:
+def file_loaded(config: Config, name: str) -> bool:
+    from insightloop.exports.status import files_status
+
+    return any(f.uri.endswith(name) and f.status == "loaded" for f in files_status(config))
+
+
+def test_up_collects_processes_and_stops_cleanly(
+    env: dict[str, str], config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from insightloop.exports.generate import daily_exports
+
+    monkeypatch.setenv("INSIGHTLOOP__EXPORTS__POLL_SECONDS", "0.5")
     output = tmp_path / "up.out"
     with output.open("w") as out:
         process = subprocess.Popen(
@@ -96,6 +107,8 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
             lambda: captured(config, "Up Test Inc"),
             "the inserted account in cleaned.app_accounts (the CDC reader's and processor's work)",
         )
+        [day] = daily_exports(config.path("landing"), days=1, contacts=200, gzip_last=False)
+        wait_until(lambda: file_loaded(config, day.path.name), "the export file loaded by the file loader")
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     finally:
@@ -109,7 +122,8 @@ def test_up_collects_processes_and_stops_cleanly(env: dict[str, str], config: Co
     assert "cleaner stopped (exit code 0)" in text
     assert "cdc-reader stopped (exit code 0)" in text
     assert "cdc-processor stopped (exit code 0)" in text
-    for name in ("collector", "processor", "cleaner", "cdc-reader", "cdc-processor"):
+    assert "file-loader stopped (exit code 0)" in text
+    for name in ("collector", "processor", "cleaner", "cdc-reader", "cdc-processor", "file-loader"):
         assert not config.path("run", f"{name}.pid").exists()
     assert running_port(appdb_dir(config)) is None, "up started the demo database, so it stops it"
 

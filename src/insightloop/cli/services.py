@@ -24,7 +24,9 @@ from insightloop.errors import InsightloopError
 SDK_SERVICES = ("collector", "processor", "cleaner")
 #: The CDC reader (``insightloop cdc reader``) and the CDC processor (``cdc-processor``).
 CDC_SERVICES = ("cdc-reader", "cdc-processor")
-SERVICES = (*SDK_SERVICES, *CDC_SERVICES)
+#: The file loader (``insightloop loader``): batch export files from the landing zone.
+EXPORT_SERVICES = ("file-loader",)
+SERVICES = (*SDK_SERVICES, *CDC_SERVICES, *EXPORT_SERVICES)
 #: The command line (after ``insightloop``) of each service.
 COMMANDS: dict[str, tuple[str, ...]] = {
     "collector": ("collector",),
@@ -32,16 +34,19 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "cleaner": ("cleaner",),
     "cdc-reader": ("cdc", "reader"),
     "cdc-processor": ("cdc-processor",),
+    "file-loader": ("loader",),
 }
 
 
 def pipeline_services(config: Config) -> tuple[str, ...]:
     """The services that make up the pipeline of ``config``: no cleaner when the processor
     runs stage 2 itself (``processor.stage2 = "inline"``); the CDC reader and processor when
-    ``cdc.enabled``."""
+    ``cdc.enabled``; the file loader when ``exports.enabled``."""
     names = [name for name in SDK_SERVICES if name != "cleaner" or not config.processor.stage2_inline]
     if config.cdc.enabled:
         names.extend(CDC_SERVICES)
+    if config.exports.enabled:
+        names.extend(EXPORT_SERVICES)
     return tuple(names)
 
 

@@ -18,8 +18,9 @@ from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Operation
 from pyiceberg.types import TimestampType, TimestamptzType
 
-from insightloop.cli.services import CDC_SERVICES, SERVICES, running_pid
+from insightloop.cli.services import CDC_SERVICES, EXPORT_SERVICES, SERVICES, running_pid
 from insightloop.config import Config
+from insightloop.exports.status import FileStatus, files_status
 from insightloop.lake.catalog import NAMESPACES, open_catalog
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.lake.watermarks import LOG_POSITIONS, RAW_SEQ, committed_property
@@ -100,6 +101,8 @@ class Status(msgspec.Struct):
     quarantine: QuarantineStatus
     #: ``cdc.status.cdc_status``: the reader's state and its slot (None when CDC is off).
     cdc: dict[str, Any] | None = None
+    #: Export files the loader has seen, newest first (``exports.status.files_status``).
+    exports: list[FileStatus] = msgspec.field(default_factory=list)
 
 
 def collect(config: Config, now: float | None = None) -> Status:
@@ -130,6 +133,7 @@ def collect(config: Config, now: float | None = None) -> Status:
         stage2=_stage2_status(config, raw_seq),
         quarantine=quarantine,
         cdc=_cdc_status(config),
+        exports=sorted(files_status(config), key=lambda f: f.at, reverse=True),
     )
 
 
@@ -137,6 +141,8 @@ def _services(config: Config) -> list[ServiceStatus]:
     services = [_collector_status(config), _pid_status(config, "processor"), _cleaner_status(config)]
     if config.cdc.enabled:
         services.extend(_pid_status(config, name) for name in CDC_SERVICES)
+    if config.exports.enabled:
+        services.extend(_pid_status(config, name) for name in EXPORT_SERVICES)
     return services
 
 

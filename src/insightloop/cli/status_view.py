@@ -56,6 +56,8 @@ def render(status: Status, console: Console) -> None:
     render_quarantine(status.quarantine, console)
     if status.cdc is not None:
         render_cdc(status.cdc, console)
+    if status.exports:
+        render_exports(status, console)
 
     if status.log:
         shards = Table(
@@ -74,6 +76,32 @@ def render(status: Status, console: Console) -> None:
         console.print(f"Log: {status.log_error}", highlight=False)
     else:
         console.print("Log: none yet")
+
+
+#: Export files shown by ``status`` (the newest; ``--json`` has them all).
+EXPORT_FILES_SHOWN = 10
+
+
+def render_exports(status: Status, console: Console) -> None:
+    """The newest export files and what became of them."""
+    files = Table(
+        "file", "status", "rows", "bad", "MB", "s", "reason", title="Export files", title_justify="left"
+    )
+    for f in status.exports[:EXPORT_FILES_SHOWN]:
+        style = {"rejected": "red", "loading": "yellow"}.get(f.status, "green")
+        files.add_row(
+            f"{f.source}/{f.entity}/{f.uri.rsplit('/', 1)[-1]}",
+            f"[{style}]{f.status}[/]",
+            f"{f.rows:,}",
+            f"{f.bad_rows:,}",
+            f"{f.size / 1e6:,.1f}",
+            f"{f.seconds:,.1f}",
+            f.reason or "",
+        )
+    console.print(files)
+    more = len(status.exports) - EXPORT_FILES_SHOWN
+    if more > 0:
+        console.print(f"(and {more:,} older files: insightloop status --json)", style="dim")
 
 
 def render_cdc(cdc: dict[str, Any], console: Console) -> None:

@@ -22,6 +22,7 @@ _STYLES = {
     "cleaner": "green",
     "cdc-reader": "blue",
     "cdc-processor": "bright_magenta",
+    "file-loader": "bright_cyan",
     "supervisor": "bold yellow",
 }
 
