@@ -210,6 +210,11 @@ def _cleaned_columns(contract: ExportContract, header: list[str]) -> list[str]:
 def _json_object(header: list[str], text: dict[str, str]) -> str:
     if not header:
         return "'{}'"
+    if all(header) and len({name.lower() for name in header}) == len(header):
+        # to_json of a struct: the same text as json_object, about a third cheaper; a struct
+        # cannot have an empty field name, nor two that differ only in case.
+        fields = ", ".join(f"{lit(name)}: {text[name]}" for name in header)
+        return f"to_json({{{fields}}})::VARCHAR"
     pairs = ", ".join(f"{lit(name)}, {text[name]}" for name in header)
     return f"json_object({pairs})::VARCHAR"
 
@@ -238,9 +243,17 @@ def _select(
             reason = f"{lit(name + ': ')} || left({text[name]}, 80) || {lit(' is not a ' + kind.sql)}"
             bad = f"{value} IS NOT NULL AND TRY_CAST({value} AS {kind.sql}) IS NULL"
             checks.append((bad, FailureKind.WRONG_TYPE.value, lit(name), reason))
-    kind_sql = "CASE " + " ".join(f"WHEN {c} THEN {lit(k)}" for c, k, _, _ in checks) + " END"
-    field_sql = "CASE " + " ".join(f"WHEN {c} THEN {f}" for c, _, f, _ in checks) + " END"
-    reason_sql = "CASE " + " ".join(f"WHEN {c} THEN {r}" for c, _, _, r in checks) + " END"
+    # Each check is evaluated once per row (the number of the first that fails); the
+    # rejection JSON is built for the rare rows that fail one.
+    failed_sql = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _, _) in enumerate(checks)) + " END"
+    rejection_sql = (
+        "CASE __insightloop_failed "
+        + " ".join(
+            f"WHEN {i} THEN json_object('kind', {lit(k)}, 'field', {f}, 'reason', {r})::VARCHAR"
+            for i, (_, k, f, r) in enumerate(checks)
+        )
+        + " END"
+    )
     updated = contract.updated_at
     event_time = (
         f"TRY_CAST(NULLIF(trim({text[updated]}), '') AS TIMESTAMPTZ)"
@@ -256,12 +269,9 @@ def _select(
     email_sql = f"sha256(lower(NULLIF(trim({text[email]}), '')))" if email in text and email else "NULL"
     subjects.append(f"{email_sql}::VARCHAR AS subject_email_sha256")
     return (
-        f"SELECT payload, event_time, {', '.join([*_SUBJECT_COLUMNS.values(), 'subject_email_sha256'])}, "
-        "CASE WHEN kind IS NOT NULL THEN "
-        "json_object('kind', kind, 'field', field, 'reason', reason)::VARCHAR END AS rejection"
-        f" FROM (SELECT {payload} AS payload, {event_time} AS event_time, "
-        f"{', '.join(subjects)}, {kind_sql} AS kind, {field_sql} AS field, {reason_sql} AS reason "
-        f"FROM {source} AS src)"
+        f"SELECT {payload} AS payload, {event_time} AS event_time, {', '.join(subjects)}, "
+        f"{rejection_sql} AS rejection "
+        f"FROM (SELECT *, {failed_sql} AS __insightloop_failed FROM {source} AS src) AS src"
     )
 
 
