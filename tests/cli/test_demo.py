@@ -91,6 +91,16 @@ def cdc_rows(out: str) -> dict[str, tuple[int, int, str]]:
     return found
 
 
+def export_files(out: str) -> dict[str, tuple[str, str]]:
+    """The summary's export files table: file → (status, ✓ or ✗)."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 7 and cells[0].startswith("contacts_"):
+            found[cells[0]] = (cells[2], cells[6])
+    return found
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(env: dict[str, str], config: Config) -> None:
     result = subprocess.run(
@@ -130,18 +140,39 @@ def test_demo_end_to_end(env: dict[str, str], config: Config) -> None:
     assert "cleaned.app_accounts.industry is string ✓" in out
     assert "cleaned.app_invoices.amount_cents is long ✓" in out
     assert re.search(r"captured\s+[\d,]+ changes in raw.cdc_changes", out)
+    # Batch exports: three days loaded, the re-sent file a no-op, the tables' counts as the files say.
+    files = export_files(out)
+    assert files == {
+        "contacts_2026-11-23.csv": ("loaded", "✓"),
+        "contacts_2026-11-24.csv": ("loaded", "✓"),
+        "contacts_2026-11-25.csv.gz": ("loaded", "✓"),
+        "contacts_2026-11-23_resent.csv": ("unchanged (already loaded as raw sequence 1)", "✓"),
+    }, out
+    assert "every dropped file has a final status ✓" in out
+    assert re.search(r"raw\.export_rows\s+[\d,]+ rows = rows of the 3 loaded file\(s\) \([\d,]+\) ✓", out)
+    assert re.search(r"quarantine\.export_rows\s+[\d,]+ rows = their bad rows \([\d,]+\) ✓", out)
+    assert re.search(
+        r"cleaned\.crm_contacts\s+[\d,]+ rows = distinct keys of their good rows \([\d,]+\) ✓", out
+    )
 
 
 @pytest.mark.slow
-def test_demo_without_cdc(env: dict[str, str]) -> None:
+def test_demo_without_cdc_and_exports(env: dict[str, str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "insightloop", "demo", "--duration", "2", "--rate", "50"],
         capture_output=True,
         text=True,
         timeout=240,
-        env={**os.environ, "COLUMNS": "200", "INSIGHTLOOP__CDC__ENABLED": "false"},
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "INSIGHTLOOP__CDC__ENABLED": "false",
+            "INSIGHTLOOP__EXPORTS__ENABLED": "false",
+        },
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Change data capture: off (cdc.enabled = false)" in result.stdout
     assert "What landed where" in result.stdout
     assert not Path(env["INSIGHTLOOP_DATA_DIR"], "appdb").exists()
+    assert "Batch exports: off (exports.enabled = false)" in result.stdout
+    assert not Path(env["INSIGHTLOOP_DATA_DIR"], "landing").exists()

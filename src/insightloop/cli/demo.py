@@ -8,6 +8,11 @@ Runs the same supervised children as ``insightloop up``, sends traffic at ``--ra
 With ``cdc.enabled`` it also starts the demo application database (``demo_cdc``), changes it
 at ``--cdc-rate`` while the traffic runs, waits for the lake to reach the source's last LSN
 and reports the source's rows against the live rows of ``cleaned.app_<table>``.
+
+With ``exports.enabled`` it also drops daily CRM exports into the landing zone while the
+traffic runs (the file loader polling every second), waits until each has a final status,
+and checks ``raw.export_rows``, ``quarantine.export_rows`` and ``cleaned.crm_contacts``
+against the files (``insightloop.demo.exports``).
 """
 
 from __future__ import annotations
@@ -30,12 +35,20 @@ from rich.console import Console
 from rich.live import Live
 
 from insightloop.cli.demo_cdc import CdcSide
-from insightloop.cli.demo_view import BROKEN, DRIFT, DemoView, render_cdc_summary, render_summary
+from insightloop.cli.demo_view import (
+    BROKEN,
+    DRIFT,
+    DemoView,
+    render_cdc_summary,
+    render_export_summary,
+    render_summary,
+)
 from insightloop.cli.services import SERVICES, pipeline_services, running_pid
 from insightloop.cli.supervisor import Policy, Supervisor
 from insightloop.cli.up import collector_url, port_in_use, service_children
 from insightloop.config import Config
 from insightloop.demo.driver import TrafficRun
+from insightloop.demo.exports import ExportSide
 from insightloop.demo.report import LakeProbe, LatencyTracker, summarize
 from insightloop.demo.traffic import DEMO_SHARES, Traffic
 from insightloop.lake.raw_table import SDK_EVENTS
@@ -178,7 +191,10 @@ def _run(
     cdc = CdcSide(config, cdc_rate, seed)
     with console.status("starting the application database (the CDC source) …"):
         cdc.start_source(stack)
-    env = {**os.environ, "INSIGHTLOOP_DATA_DIR": str(data_dir)}
+    exports = ExportSide(config, duration, seed)
+    with console.status("writing the demo's CRM export files …"):
+        exports.prepare()
+    env = exports.env({**os.environ, "INSIGHTLOOP_DATA_DIR": str(data_dir)})
     children = service_children(config_path, env, names=pipeline_services(cdc.services_config()))
     supervisor = Supervisor(children, logs, Policy(max_restarts=5))
     stop_services = threading.Event()
@@ -210,6 +226,7 @@ def _run(
             highlight=False,
         )
         _print_cdc_source(console, cdc, cdc_rate)
+        _print_export_source(console, exports)
 
         after = duration * DRIFT_SHARE if duration is not None else DRIFT_AFTER_SECONDS
         drift_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=after)
@@ -217,9 +234,10 @@ def _run(
         traffic = TrafficRun(generator, url, rate, duration)
         probe = LakeProbe(config)
         latency = LatencyTracker(probe)
-        view = DemoView(traffic, supervisor, logs.recent, duration, cdc=cdc)
+        view = DemoView(traffic, supervisor, logs.recent, duration, cdc=cdc, exports=exports)
         skipped = False
         traffic.start()
+        started = time.monotonic()
         cdc.start_workload(duration, after)
         with Live(view.render({}, latency), console=console, refresh_per_second=4, transient=False) as live:
             rows: dict[str, int] = {}
@@ -227,6 +245,7 @@ def _run(
                 while traffic.running and not outcome:
                     rows = _probe(traffic, probe, latency, rows)
                     cdc.probe(time.monotonic())
+                    exports.drop_due(time.monotonic() - started)
                     live.update(view.render(rows, latency))
                     time.sleep(PROBE_EVERY)
             except KeyboardInterrupt:
@@ -236,6 +255,7 @@ def _run(
             live.update(view.render(rows, latency))
             traffic.join()
             cdc.stop_workload()
+            exports.drop_all()
             view.phase = "waiting for the pipeline to catch up (Ctrl-C skips)"
             try:
                 deadline = time.monotonic() + DRAIN_TIMEOUT
@@ -244,7 +264,7 @@ def _run(
                     live.update(view.render(rows, latency))
                     landed = rows.get(SDK_EVENTS, 0) >= traffic.stats.events_accepted
                     sdk_done = landed and not latency.pending
-                    if sdk_done and cdc.caught_up():
+                    if sdk_done and cdc.caught_up() and exports.done():
                         break
                     time.sleep(PROBE_EVERY)
             except KeyboardInterrupt:
@@ -258,6 +278,7 @@ def _run(
         summary = summarize(config, probes)
         render_summary(console, traffic.stats, summary, latency, PROBE_EVERY, drift_at)
         render_cdc_summary(console, cdc.outcome())
+        render_export_summary(console, exports.summary())
         console.print(
             "\nexplore it: [bold]insightloop status[/], "
             '[bold]insightloop query "SELECT count(*) FROM cleaned.tracks"[/]'
@@ -294,6 +315,19 @@ def _print_cdc_source(console: Console, cdc: CdcSide, cdc_rate: float) -> None:
             "write to it\n",
             highlight=False,
         )
+
+
+def _print_export_source(console: Console, exports: ExportSide) -> None:
+    if exports.run is None:
+        console.print(f"batch exports: [yellow]{exports.off}[/]\n", highlight=False)
+        return
+    drops = exports.run.drops
+    console.print(
+        f"batch exports: {len(drops)} CRM export files dropped into {exports.landing}/ during the run "
+        "(duplicates across days, bad rows, a column added on day 2, a gzip day, one file re-sent); "
+        f"the file loader polls every {exports.poll_seconds} s\n",
+        highlight=False,
+    )
 
 
 def _probe(

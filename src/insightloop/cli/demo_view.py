@@ -16,7 +16,9 @@ from insightloop.cli.supervisor import Supervisor
 from insightloop.demo.catalog import DRIFT_EVENT, DRIFT_PROPERTY, NO_CONTRACT_EVENT
 from insightloop.demo.cdc import CdcSummary, SchemaCheck
 from insightloop.demo.driver import TrafficRun, TrafficStats
+from insightloop.demo.exports import ExportSide, ExportSummary
 from insightloop.demo.report import EVENT_TABLES, LakeSummary, LatencyTracker, Outcome, percentiles
+from insightloop.exports.status import LOADED
 from insightloop.processor.cdc import naming
 
 #: ``summarize`` probe labels: the drifted and the contract-breaking events the demo sent.
@@ -34,6 +36,7 @@ class DemoView:
     duration: float | None
     phase: str = field(default="sending traffic")
     cdc: CdcSide | None = None
+    exports: ExportSide | None = None
 
     def render(self, rows: dict[str, int], latency: LatencyTracker) -> Panel:
         with self.traffic.lock:
@@ -62,6 +65,9 @@ class DemoView:
         cdc_line = None if self.cdc is None else self.cdc.panel(rows)
         if cdc_line is not None:
             grid.add_row("cdc", cdc_line)
+        export_line = None if self.exports is None else self.exports.panel()
+        if export_line is not None:
+            grid.add_row("exports", export_line)
         stats_line = percentiles(latency.latencies)
         seen = len(latency.latencies)
         where = latency.table or "the warehouse"
@@ -284,3 +290,56 @@ def _lag_text(lags: list[float]) -> str:
         f"source commit → queryable in cleaned.app_*: median {median:.1f} s, p95 {p95:.1f} s, "
         f"max {worst:.1f} s ({len(lags)} samples, polled every {LAG_EVERY:.0f} s)"
     )
+
+
+def render_export_summary(console: Console, summary: ExportSummary) -> None:
+    """Batch exports: each dropped file's status, rows and bad rows (✓ when as the generator
+    wrote it), and the export tables' counts against the loaded files."""
+    console.print()
+    if summary.off is not None:
+        console.print(f"[bold]Batch exports[/]: {summary.off}", highlight=False)
+        return
+    files = Table(
+        "file",
+        "period",
+        "status",
+        "good rows",
+        "bad rows",
+        "expected (as generated)",
+        "ok",
+        title="Batch exports: the files dropped into the landing zone",
+        title_justify="left",
+    )
+    for line in summary.files:
+        status = line.status or "[yellow]not final[/]"
+        if line.reason and line.status != LOADED:
+            status += f" ({line.reason})"
+        expected = f"{line.expect}, {line.expected_rows:,} good, {line.expected_bad:,} bad"
+        files.add_row(
+            line.name,
+            line.period,
+            Text.from_markup(status) if line.status is None else Text(status),
+            f"{line.rows:,}",
+            f"{line.bad_rows:,}",
+            expected,
+            OK if line.ok else NOT_OK,
+        )
+    console.print(files)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    if summary.pending:
+        facts.add_row(
+            "final", f"{NOT_OK} no final status when the demo stopped waiting: {', '.join(summary.pending)}"
+        )
+    else:
+        facts.add_row("final", f"every dropped file has a final status {OK}")
+    for check in summary.checks:
+        found = "missing" if check.found is None else f"{check.found:,} rows"
+        facts.add_row(
+            check.table,
+            f"{found} = {check.what} ({check.expected:,}) {OK if check.ok else NOT_OK}",
+        )
+    if summary.error is not None:
+        facts.add_row("error", f"[red]{summary.error}[/]")
+    console.print(Panel(Group(facts), title="Batch exports", title_align="left"))
