@@ -1,4 +1,5 @@
-"""``insightloop contracts``: list, check (for CI) and infer event contracts.
+"""``insightloop contracts``: list, check (for CI) and infer event contracts (and, with
+``infer --export FILE``, export contracts).
 
 Exit codes: 0 fine, 1 a change that breaks the rules (``check``), 2 a bad contracts folder,
 a bad samples file or a git problem, with the file named.
@@ -91,11 +92,40 @@ def infer(
     limit: Annotated[
         int, typer.Option("--limit", help="With --from-lake: at most this many messages.", min=1)
     ] = 10_000,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Propose an export contract from this export file (CSV, JSON lines or Parquet).",
+        ),
+    ] = None,
+    entity: Annotated[
+        str | None,
+        typer.Option("--entity", help="With --export: the entity (default: the file's folder name)."),
+    ] = None,
+    primary_key: Annotated[
+        list[str] | None,
+        typer.Option("--primary-key", help="With --export: a primary key column (repeat for several)."),
+    ] = None,
+    updated_at: Annotated[
+        str | None,
+        typer.Option("--updated-at", help="With --export: the column whose latest value wins."),
+    ] = None,
 ) -> None:
-    """Print a proposed contract per event found in the samples (a file, or the lake), for review."""
+    """Print a proposed contract per event found in the samples (a file, or the lake), or with
+    --export the export contract of a file, for review."""
     from insightloop.contracts.infer import infer_contracts, read_samples, to_text
     from insightloop.contracts.registry import snake_case
 
+    if export is not None:
+        if samples is not None or from_lake:
+            typer.echo("error: --export takes no samples file and no --from-lake", err=True)
+            raise typer.Exit(2)
+        _infer_export(export, entity, primary_key, updated_at)
+        return
+    if entity is not None or primary_key or updated_at is not None:
+        typer.echo("error: --entity, --primary-key and --updated-at go with --export", err=True)
+        raise typer.Exit(2)
     if (samples is None) == (not from_lake):
         typer.echo("error: give a samples file or --from-lake (one of them)", err=True)
         raise typer.Exit(2)
@@ -123,3 +153,40 @@ def infer(
         typer.echo(to_text(schema), nl=False)
     if found.skipped:
         typer.echo(f"({found.skipped} line(s) or message(s) skipped: not JSON or no contract kind)", err=True)
+
+
+def _infer_export(
+    path: Path, entity: str | None, primary_key: list[str] | None, updated_at: str | None
+) -> None:
+    """Print ``contracts/export/<entity>/1-0-0.json`` proposed from ``path``; exit 1 when the
+    file cannot be read (or lacks a named column)."""
+    import duckdb
+
+    from insightloop.contracts.infer import to_text
+    from insightloop.contracts.registry import snake_case
+    from insightloop.exports.infer import InferError, propose
+    from insightloop.exports.landing import file_format, local_files
+
+    if not path.is_file():
+        typer.echo(f"error: {path}: no such file", err=True)
+        raise typer.Exit(1)
+    if file_format(path.name)[0] is None:
+        typer.echo(
+            f"error: {path}: not an export file by its name (.csv, .tsv, .txt, .jsonl, .ndjson, .json "
+            "or .parquet, optionally .gz or .zst)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    [file] = local_files(path, None, entity)
+    name = snake_case(entity or file.entity)
+    try:
+        schema = propose(file, name, primary_key, updated_at)
+    except InferError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except (duckdb.Error, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        typer.echo(f"error: {path} cannot be read: {first}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"// contracts/export/{name}/1-0-0.json (review before committing)")
+    typer.echo(to_text(schema), nl=False)

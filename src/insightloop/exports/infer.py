@@ -8,11 +8,15 @@ DuckDB's CSV sniffer (or the JSON reader, or the Parquet schema) types the first
 called ``id`` or ending in ``_id`` whose sampled values are unique and never empty, as
 updated-at the first timestamp column whose name says so (``updated_at``, ``modified`` …),
 and as required the columns never empty in the sample; a column that looks like an e-mail
-address becomes the ``email`` subject key.
+address becomes the ``email`` subject key. ``primary_key`` and ``updated_at`` given by the
+caller replace the guesses (``InferError`` when the sample has no such column).
+CSV lines that do not parse (a stray byte not in the file's encoding, a short row) are
+left out of the sample rather than failing the proposal.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -36,11 +40,23 @@ _JSON_TYPE = {
     "TIMESTAMP": ("string", "date-time"),
     "TIMESTAMP WITH TIME ZONE": ("string", "date-time"),
 }
+
+
+class InferError(ValueError):
+    """The caller named a column the file does not have."""
+
+
 _UPDATED = ("updated_at", "updated", "modified_at", "modified", "last_modified", "lastmodifieddate")
 
 
-def propose(file: LandedFile, entity: str | None = None) -> dict[str, Any]:
-    """A contract document for ``file``'s entity (default: the file's entity)."""
+def propose(
+    file: LandedFile,
+    entity: str | None = None,
+    primary_key: Sequence[str] | None = None,
+    updated_at: str | None = None,
+) -> dict[str, Any]:
+    """A contract document for ``file``'s entity (default: the file's entity), with
+    ``primary_key`` and ``updated_at`` when given, else guessed."""
     name = entity or file.entity
     connection = connect("512MB")
     try:
@@ -66,7 +82,17 @@ def propose(file: LandedFile, entity: str | None = None) -> dict[str, Any]:
         columns[0][0] if columns else None,
     )
     updated = next((c for c, _ in columns if c.lower() in _UPDATED and properties[c].get("format")), None)
-    extra: dict[str, Any] = {"primary_key": [key] if key else [], "new_columns": "add"}
+    keys = [key] if key else []
+    if primary_key:
+        keys = list(primary_key)
+    if updated_at is not None:
+        updated = updated_at
+    unknown = [c for c in [*keys, *([updated] if updated else [])] if c not in properties]
+    if unknown:
+        raise InferError(
+            f"{file.uri} has no column {', '.join(map(repr, unknown))} (it has {', '.join(properties)})"
+        )
+    extra: dict[str, Any] = {"primary_key": keys, "new_columns": "add"}
     if updated is not None:
         extra["updated_at"] = updated
     email = next((c for c, _ in columns if "email" in c.lower()), None)
@@ -79,14 +105,14 @@ def propose(file: LandedFile, entity: str | None = None) -> dict[str, Any]:
         "type": "object",
         EXPORT_KEY: extra,
         "properties": properties,
-        "required": sorted(set(required) | ({key} if key else set())),
+        "required": sorted(set(required) | set(keys)),
     }
 
 
 def _sample(connection: duckdb.DuckDBPyConnection, file: LandedFile) -> str:
     path = lit(duckdb_path(connection, file))
     if file.format == "csv":
-        source = f"read_csv({path}, header = true, sample_size = {SAMPLE_ROWS})"
+        source = f"read_csv({path}, header = true, sample_size = {SAMPLE_ROWS}, ignore_errors = true)"
     elif file.format == "jsonl":
         source = f"read_json({path}, format = 'newline_delimited', sample_size = {SAMPLE_ROWS})"
     else:
