@@ -13,7 +13,8 @@ Applying a file's sequence is one DuckDB query and one Iceberg commit:
 - ``revived``: for the keys only that earlier file held, their rows in raw from the other
   files still current (an older day's version that the replaced file had beaten);
 - the union, one row per key: the latest ``updated_at`` wins, then the later load
-  (``_ingest_seq``), then the later row in the file.
+  (``_ingest_seq``), then the later row in the file. The ranking runs over narrow rows (key,
+  order, identity) and the losers are then dropped from the wide rows by an anti join.
 
 DuckDB writes the result into new data files (with the table's field ids; it spills to disk
 rather than holding the rows, so memory stays bounded), and one OVERWRITE snapshot swaps
@@ -203,6 +204,9 @@ def _parsed(columns: Sequence[str], source: str) -> str:
     return f"(SELECT *, json_transform(decode(payload), {lit(shape)}) AS _p FROM {source})"
 
 
+#: Which part of a merge's union a row comes from (a name no file column takes).
+_PART = "__insightloop_part"
+
 _SQL_TYPES = {
     "long": "BIGINT",
     "int": "INTEGER",
@@ -259,12 +263,22 @@ def _merge_sql(
             )
     if not parts:
         return None
-    union = " UNION ALL BY NAME ".join(f"({part})" for part in parts)
+    # Each part's rows are told apart by (part, _ingest_seq, _row): a raw row is in a part
+    # at most once (the same row can be both incoming and old when a sequence is applied
+    # again; the part separates them).
+    union = " UNION ALL BY NAME ".join(
+        f"(SELECT {i} AS {_PART}, * FROM ({part}))" for i, part in enumerate(parts)
+    )
     updated = contract.updated_at
     order = [f"{ident(updated)} DESC NULLS LAST"] if updated is not None and updated in columns else []
-    order += ["_ingest_seq DESC", "_row DESC"]
-    with_clause = f"WITH {', '.join(ctes)} " if ctes else ""
-    return (
-        f"{with_clause}SELECT * FROM ({union}) "
-        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) = 1"
-    )
+    order += ["_ingest_seq DESC", "_row DESC", _PART]
+    identity = f"{_PART}, _ingest_seq, _row"
+    # The window ranks narrow rows (the key, the order, the identity) and names the losers;
+    # the wide rows stream past them (an anti join). Ranking the wide rows themselves made
+    # DuckDB buffer and sort every column: about half of a merge's time.
+    ctes += [
+        f"u AS NOT MATERIALIZED (SELECT * FROM ({union}))",
+        f"losers AS (SELECT {identity} FROM u "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY {', '.join(order)}) > 1)",
+    ]
+    return f"WITH {', '.join(ctes)} SELECT * EXCLUDE ({_PART}) FROM u ANTI JOIN losers USING ({identity})"
