@@ -22,6 +22,7 @@ from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.lake.watermarks import LOG_POSITIONS, RAW_SEQ, committed_property
 from insightloop.log.memory import MemoryLog
 from insightloop.processor.compaction import Compactor
+from insightloop.processor.housekeeping import Housekeeping
 from insightloop.processor.intake import BatchLimits
 from insightloop.processor.progress import committed_progress
 from insightloop.processor.runner import Processor
@@ -208,9 +209,8 @@ def test_an_unpartitioned_current_state_table_changed_meanwhile_is_not_resurrect
 def test_the_processor_compacts_raw_and_stage_tables_as_it_goes(catalog: Catalog) -> None:
     log = MemoryLog()
     stage = TableStage(catalog)
-    p = Processor(
-        log, catalog, stage, BatchLimits(3, 0.01), compactor=Compactor(catalog, min_files=4), compact_every=6
-    )
+    chores = Housekeeping(catalog, Compactor(catalog, min_files=4), compact_every=6)
+    p = Processor(log, catalog, stage, BatchLimits(3, 0.01), housekeeping=chores)
     ids: list[str] = []
     for _ in range(13):
         ids += fill(log, "shard-0", 1)

@@ -21,6 +21,7 @@ from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.lake.watermarks import COMPACTION
 from insightloop.log.memory import MemoryLog
 from insightloop.processor.compaction import Compactor
+from insightloop.processor.housekeeping import Housekeeping
 from insightloop.processor.intake import BatchLimits
 from insightloop.processor.metrics import ProcessorMetrics
 from insightloop.processor.runner import Processor, cleaned_stage
@@ -32,9 +33,19 @@ def keep_newest(min_count: int) -> SnapshotRetention:
     return SnapshotRetention(minutes=0, min_count=min_count)
 
 
-def processor(log: MemoryLog, catalog: Catalog, stage: DerivedStage | None, **options: Any) -> Processor:
-    """One record (3 events) per batch."""
-    return Processor(log, catalog, stage, BatchLimits(3, 0.01), metrics=ProcessorMetrics(), **options)
+def processor(
+    log: MemoryLog,
+    catalog: Catalog,
+    stage: DerivedStage | None,
+    clock: Callable[[], float] = time.monotonic,
+    **housekeeping: Any,
+) -> Processor:
+    """One record (3 events) per batch; ``housekeeping`` are ``Housekeeping``'s options."""
+    metrics = ProcessorMetrics()
+    chores = Housekeeping(catalog, metrics=metrics, clock=clock, **housekeeping)
+    return Processor(
+        log, catalog, stage, BatchLimits(3, 0.01), housekeeping=chores, metrics=metrics, clock=clock
+    )
 
 
 def drain(p: Processor) -> None:

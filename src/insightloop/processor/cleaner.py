@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import structlog
@@ -37,11 +37,11 @@ from insightloop.config import Config
 from insightloop.errors import ConfigError
 from insightloop.lake.catalog import lake_root
 from insightloop.lake.maintenance import SnapshotRetention
-from insightloop.lake.ownership import CLEANER, Owns, any_table, written_by
+from insightloop.lake.ownership import CLEANER, written_by
 from insightloop.lake.raw_table import SDK_EVENTS
 from insightloop.processor.catchup import RawCursor, catch_up
 from insightloop.processor.compaction import Compactor
-from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
+from insightloop.processor.housekeeping import Housekeeping
 from insightloop.processor.metrics import ProcessorMetrics, attach_stage_metrics
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.progress import committed_progress
@@ -86,33 +86,18 @@ class Cleaner:
         stage: DerivedStage,
         max_batch_events: int,
         *,
-        compactor: Compactor | None = None,
-        retention: SnapshotRetention | None = None,
+        housekeeping: Housekeeping | None = None,
         metrics: ProcessorMetrics | None = None,
         raw_table: str = SDK_EVENTS,
-        namespaces: Sequence[str] = STAGE2_NAMESPACES,
-        compact_every: int = COMPACT_EVERY_BATCHES,
-        maintain_every: float = MAINTAIN_EVERY_SECONDS,
-        owns: Owns = any_table,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``housekeeping`` compacts and expires the stage's tables between turns (none by
+        default; ``build_cleaner`` makes the cleaner's)."""
         self.catalog = catalog
         self.stage = stage
         self.max_batch_events = max_batch_events
         self.metrics = metrics or ProcessorMetrics()
-        # One table per compaction: the stage's commits wait for one table's rewrite, not all of them.
-        self.housekeeping = Housekeeping(
-            catalog,
-            compactor,
-            retention,
-            namespaces,
-            self.metrics,
-            compact_every=compact_every,
-            maintain_every=maintain_every,
-            max_tables=1,
-            owns=owns,
-            clock=clock,
-        )
+        self.housekeeping = housekeeping or Housekeeping(catalog, metrics=self.metrics)
         self._raw_name = raw_table
         self._clock = clock
         self._table: Table | None = None
@@ -242,20 +227,28 @@ def build_cleaner(config: Config, catalog: Catalog, metrics: ProcessorMetrics | 
         )
     metrics = metrics or ProcessorMetrics()
     attach_stage_metrics(stage, metrics)
+    owns = written_by(CLEANER)
     cleaner = Cleaner(
         catalog,
         stage,
         config.processor.max_batch_events,
-        compactor=Compactor(
+        # One table per compaction: the stage's commits wait for one table's rewrite, not all.
+        housekeeping=Housekeeping(
             catalog,
-            config.processor.compact_min_files,
-            namespaces=STAGE2_NAMESPACES,
-            owns=written_by(CLEANER),
-            metrics=metrics,
+            Compactor(
+                catalog,
+                config.processor.compact_min_files,
+                namespaces=STAGE2_NAMESPACES,
+                owns=owns,
+                metrics=metrics,
+            ),
+            SnapshotRetention.from_config(config.lake),
+            STAGE2_NAMESPACES,
+            metrics,
+            max_tables=1,
+            owns=owns,
         ),
-        retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
-        owns=written_by(CLEANER),
     )
     from insightloop.quarantine.replay import replay_applier  # loads stage 2, as cleaned_stage does
 

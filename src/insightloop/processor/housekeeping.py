@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from pyiceberg.catalog import Catalog
 
+from insightloop.lake.catalog import NAMESPACES
 from insightloop.lake.maintenance import SnapshotRetention, maintain
 from insightloop.lake.ownership import Owns, any_table
 from insightloop.processor.compaction import Compacted, Compactor
@@ -32,10 +33,10 @@ class Housekeeping:
     def __init__(
         self,
         catalog: Catalog,
-        compactor: Compactor | None,
-        retention: SnapshotRetention | None,
-        namespaces: Sequence[str],
-        metrics: ProcessorMetrics,
+        compactor: Compactor | None = None,
+        retention: SnapshotRetention | None = None,
+        namespaces: Sequence[str] = NAMESPACES,
+        metrics: ProcessorMetrics | None = None,
         *,
         compact_every: int = COMPACT_EVERY_BATCHES,
         maintain_every: float = MAINTAIN_EVERY_SECONDS,
@@ -44,13 +45,14 @@ class Housekeeping:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``max_tables``: rewrite at most this many tables per compaction, and go on with the
-        rest on the next turn (None: every table at once)."""
+        rest on the next turn (None: every table at once). Without a compactor nor a
+        retention there is nothing to do (the default)."""
         self.compactor = compactor
         self.retention = retention
         self._catalog = catalog
         self._namespaces = namespaces
         self._owns = owns
-        self._metrics = metrics
+        self._metrics = metrics or ProcessorMetrics()
         self._compact_every = compact_every
         self._maintain_every = maintain_every
         self._max_tables = max_tables

@@ -44,13 +44,13 @@ from insightloop.config import Config
 from insightloop.errors import TerminalError
 from insightloop.lake.catalog import NAMESPACES, lake_root, open_catalog
 from insightloop.lake.maintenance import SnapshotRetention
-from insightloop.lake.ownership import CLEANER, PROCESSOR, Owns, any_table, written_by
+from insightloop.lake.ownership import CLEANER, PROCESSOR, written_by
 from insightloop.lake.raw_table import SDK_EVENTS, ensure_raw_table
 from insightloop.log import Log
 from insightloop.processor.catchup import catch_up
 from insightloop.processor.commit import append_raw
 from insightloop.processor.compaction import Compactor
-from insightloop.processor.housekeeping import COMPACT_EVERY_BATCHES, MAINTAIN_EVERY_SECONDS, Housekeeping
+from insightloop.processor.housekeeping import Housekeeping
 from insightloop.processor.intake import BatchLimits, LogRows, read_batch
 from insightloop.processor.metrics import ProcessorMetrics, attach_stage_metrics
 from insightloop.processor.metrics import serve as serve_metrics
@@ -78,38 +78,23 @@ class Processor:
         stage: DerivedStage | None,
         limits: BatchLimits,
         *,
-        compactor: Compactor | None = None,
-        retention: SnapshotRetention | None = None,
+        housekeeping: Housekeeping | None = None,
         metrics: ProcessorMetrics | None = None,
         raw_table: str = SDK_EVENTS,
-        namespaces: Sequence[str] = NAMESPACES,
-        compact_every: int = COMPACT_EVERY_BATCHES,
-        maintain_every: float = MAINTAIN_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         rows: Callable[[], LogRows] = RawRows,
         consumer: str = CONSUMER,
         name: str = "processor",
-        owns: Owns = any_table,
     ) -> None:
-        """``rows`` makes the (empty) rows each micro-batch's log records are added to;
-        ``consumer`` names the log checkpoints; ``name`` the loop in logs; ``owns`` which
-        tables of ``namespaces`` this process writes, and so compacts and expires."""
+        """``housekeeping`` compacts and expires this process's tables between batches (none
+        by default); ``rows`` makes the (empty) rows each micro-batch's log records are added
+        to; ``consumer`` names the log checkpoints; ``name`` the loop in logs."""
         self.log = log
         self.catalog = catalog
         self.stage = stage
         self.limits = limits
         self.metrics = metrics or ProcessorMetrics()
-        self.housekeeping = Housekeeping(
-            catalog,
-            compactor,
-            retention,
-            namespaces,
-            self.metrics,
-            compact_every=compact_every,
-            maintain_every=maintain_every,
-            owns=owns,
-            clock=clock,
-        )
+        self.housekeeping = housekeeping or Housekeeping(catalog, metrics=self.metrics)
         self._raw_name = raw_table
         self._rows = rows
         self._consumer = consumer
@@ -300,13 +285,15 @@ def build_processor(
         catalog,
         stage,
         BatchLimits(settings.max_batch_events, settings.max_batch_seconds),
-        compactor=Compactor(
-            catalog, settings.compact_min_files, namespaces=namespaces, owns=owns, metrics=metrics
+        housekeeping=Housekeeping(
+            catalog,
+            Compactor(catalog, settings.compact_min_files, namespaces=namespaces, owns=owns, metrics=metrics),
+            SnapshotRetention.from_config(config.lake),
+            namespaces,
+            metrics,
+            owns=owns,
         ),
-        retention=SnapshotRetention.from_config(config.lake),
         metrics=metrics,
-        namespaces=namespaces,
-        owns=owns,
     )
     if stage is not None:
         from insightloop.quarantine.replay import replay_applier  # loads stage 2, as cleaned_stage does

@@ -26,6 +26,7 @@ from insightloop.processor.cdc.metrics import CdcMetrics
 from insightloop.processor.cdc.raw_rows import CDC_CHANGES, CdcRawRows
 from insightloop.processor.cdc.stage import CdcStage, state_directory
 from insightloop.processor.compaction import Compactor
+from insightloop.processor.housekeeping import Housekeeping
 from insightloop.processor.intake import BatchLimits
 from insightloop.processor.metrics import serve as serve_metrics
 from insightloop.processor.runner import Processor, exclusive, open_catalog_retrying, stop_on_signals
@@ -57,14 +58,18 @@ def build_cdc_processor(
         catalog,
         stage,
         BatchLimits(settings.max_batch_events, min(settings.max_batch_seconds, MAX_BATCH_SECONDS)),
-        compactor=Compactor(catalog, settings.compact_min_files, owns=owns, metrics=metrics),
-        retention=SnapshotRetention.from_config(config.lake),
+        housekeeping=Housekeeping(
+            catalog,
+            Compactor(catalog, settings.compact_min_files, owns=owns, metrics=metrics),
+            SnapshotRetention.from_config(config.lake),
+            metrics=metrics,
+            owns=owns,
+        ),
         metrics=metrics,
         raw_table=CDC_CHANGES,
         rows=CdcRawRows,
         consumer=CONSUMER,
         name="cdc-processor",
-        owns=owns,
     )
 
 
