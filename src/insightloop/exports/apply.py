@@ -102,21 +102,13 @@ class ExportStage:
                 self._catalog, contract, list(contract.columns)
             )
             if table_seq(target) < record.seq:
-                live = self._live(record.entity)
+                live = self._manifest.live(record.entity)
                 applied.append(cleaned.apply_file(connection, target, raw, contract, record, live))
             self._after(contract.table)
         finally:
             connection.close()
         _log.info("export applied", file=record.uri, seq=record.seq, tables=[a.table for a in applied])
         return applied
-
-    def _live(self, entity: str) -> list[FileRecord]:
-        """The current file of each source and period of ``entity``."""
-        latest: dict[tuple[str, str], FileRecord] = {}
-        for record in self._manifest.records():
-            if record.entity == entity:
-                latest[(record.source, record.period)] = record
-        return list(latest.values())
 
     def _after(self, table: str) -> None:
         if self.after_table is not None:

@@ -8,8 +8,8 @@ added in place: earlier rows read null), then ``_source``, ``_period``, ``_file_
 Applying a file's sequence is one DuckDB query and one Iceberg commit:
 
 - ``incoming``: the file's good rows from raw, cast to their column types;
-- ``kept``: the table's rows, except those of an earlier file of the same source and period
-  when this file replaces it (a corrected export);
+- ``kept``: the table's rows, except those of the earlier file this file replaces (a
+  corrected export: ``FileRecord.replaces``);
 - ``revived``: for the keys only that earlier file held, their rows in raw from the other
   files still current (an older day's version that the replaced file had beaten);
 - the union, one row per key: the latest ``updated_at`` wins, then the later load
@@ -241,14 +241,10 @@ def _merge_sql(
     ctes = []
     if old_paths:
         old = parquet_source(old_paths, union_by_name=True)
-        replaced = f"_source = {lit(record.source)} AND _period = {lit(record.period)}"
+        replaced = f"_file_sha256 = {lit(record.replaces or '')}"
         ctes.append(f"old AS (SELECT * FROM {old})")
         parts.append(f"SELECT * FROM old WHERE NOT ({replaced})" if record.replaces else "SELECT * FROM old")
-        others = [
-            r.seq
-            for r in live
-            if r.seq != record.seq and (r.source, r.period) != (record.source, record.period)
-        ]
+        others = [r.seq for r in live if r.sha256 not in (record.sha256, record.replaces)]
         other_paths = data_files(raw, others) if record.replaces else []
         if other_paths:
             in_seqs = ", ".join(str(seq) for seq in others)

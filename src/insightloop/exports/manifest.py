@@ -47,6 +47,15 @@ class Manifest:
         ]
         return max(found, key=lambda r: r.seq) if found else None
 
+    def live(self, entity: str) -> list[FileRecord]:
+        """The current file of each source and period of ``entity`` (the latest loaded; an
+        earlier one it corrected is no longer current)."""
+        latest: dict[tuple[str, str], FileRecord] = {}
+        for record in self.records():
+            if record.entity == entity:
+                latest[(record.source, record.period)] = record
+        return list(latest.values())
+
     def add(self, record: FileRecord) -> None:
         self._records[record.sha256] = record
         self._save()
