@@ -1,5 +1,5 @@
 """``quarantine.export_rows``: every bad row of every loaded file, with the file, its row
-number (and line, when the CSV parser refused it), a failure ``kind`` (``wrong_type``,
+number, its record number in the file (``line``), a failure ``kind`` (``wrong_type``,
 ``missing_field``, ``invalid_utf8``, ``malformed_json``, ``wrong_column_count``,
 ``malformed_row``), the column concerned, a readable reason, and the row as received.
 
@@ -7,6 +7,15 @@ Derived from raw's ``rejected`` rows of one raw sequence (one file) in one commi
 ``watermarks.RAW_SEQ``: a replay of a sequence the table already holds adds nothing. A
 rejected file (over the bad-row limit) has no rows in raw, so none here either: its status
 says why.
+
+``line`` is the record's number in the file, the header being 1: the line number, unless an
+earlier quoted field holds a newline (such a record counts once). A row the CSV parser
+refused has it in raw (``$.line`` of its delivery). A CSV row that parsed but failed a check
+(a wrong type, a missing value) gets its ``row`` (parse order), plus one for the header, plus
+one per refused record before it (a refused record's line tells how many parsed rows precede
+it). A JSON line gets its ``row`` (the parser refuses none); Parquet has no lines (null).
+Blank lines are not covered: the parsers skip them without a number, so a parsed row after
+one gets too low a number (a refused row's, from the parser, is right).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from datetime import datetime
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
 from pyiceberg.partitioning import PartitionField, PartitionSpec
@@ -23,6 +33,7 @@ from pyiceberg.table import Table
 from pyiceberg.transforms import DayTransform
 from pyiceberg.types import BinaryType, LongType, NestedField, StringType, TimestamptzType
 
+from insightloop.exports.landing import file_format
 from insightloop.exports.raw_read import data_files, parquet_source
 from insightloop.exports.sql import lit
 from insightloop.lake.maintenance import METADATA_PROPERTIES
@@ -39,7 +50,14 @@ SCHEMA = Schema(
     NestedField(6, "period", StringType(), required=False),
     NestedField(7, "row", LongType(), required=True, doc="the row's number in raw (parse order)"),
     NestedField(
-        8, "line", LongType(), required=False, doc="record number in the file, if the parser knew it"
+        8,
+        "line",
+        LongType(),
+        required=False,
+        doc=(
+            "record number in the file (the header is 1); equals the line number unless an "
+            "earlier quoted field holds a newline"
+        ),
     ),
     NestedField(9, "kind", StringType(), required=True),
     NestedField(10, "column_name", StringType(), required=False),
@@ -71,26 +89,62 @@ def ensure_table(catalog: Catalog) -> Table:
 
 def bad_rows(connection: duckdb.DuckDBPyConnection, raw: Table, seq: int, now: datetime) -> pa.Table:
     """The rejected raw rows of sequence ``seq`` as quarantine rows (bounded by the
-    bad-row limit, so read whole)."""
+    bad-row limit, so read whole), each with its record number in the file (``line``)."""
     paths = data_files(raw, [seq])
     if not paths:
         return ARROW_SCHEMA.empty_table()
+    # ``refused``: each record the parser refused, as the number of parsed rows before it
+    # (its line, less the header and the refused records up to and including it). A parsed
+    # row comes after exactly the refused records with fewer parsed rows before them, so its
+    # record (under a header) is its row number, plus 1 for the header, plus their count.
     query = f"""
-        SELECT event_id, source, schema_name AS entity,
-               json_extract_string(delivery, '$.file') AS file,
-               json_extract_string(delivery, '$.sha256') AS sha256,
-               json_extract_string(delivery, '$.period') AS period,
-               CAST(json_extract(delivery, '$.row') AS BIGINT) AS "row",
-               CAST(json_extract(delivery, '$.line') AS BIGINT) AS line,
-               coalesce(json_extract_string(rejection, '$.kind'), 'rejected') AS kind,
-               json_extract_string(rejection, '$.field') AS column_name,
-               coalesce(json_extract_string(rejection, '$.reason'), rejection, '') AS reason,
-               payload, origin, ingest_seq, {lit(now.isoformat())}::TIMESTAMPTZ AS quarantined_at
-        FROM {parquet_source(paths)}
-        WHERE ingest_seq = {int(seq)} AND stream = 'rejected'
+        WITH bad AS (
+            SELECT event_id, source, schema_name AS entity,
+                   json_extract_string(delivery, '$.file') AS file,
+                   json_extract_string(delivery, '$.sha256') AS sha256,
+                   json_extract_string(delivery, '$.period') AS period,
+                   CAST(json_extract(delivery, '$.row') AS BIGINT) AS "row",
+                   CAST(json_extract(delivery, '$.line') AS BIGINT) AS line,
+                   coalesce(json_extract_string(rejection, '$.kind'), 'rejected') AS kind,
+                   json_extract_string(rejection, '$.field') AS column_name,
+                   coalesce(json_extract_string(rejection, '$.reason'), rejection, '') AS reason,
+                   payload, origin, ingest_seq
+            FROM {parquet_source(paths)}
+            WHERE ingest_seq = {int(seq)} AND stream = 'rejected'
+        ),
+        refused AS (
+            SELECT line - 1 - row_number() OVER (ORDER BY line) AS parsed_before
+            FROM bad WHERE line IS NOT NULL
+        )
+        SELECT * EXCLUDE (ingest_seq), ingest_seq,
+               {lit(now.isoformat())}::TIMESTAMPTZ AS quarantined_at,
+               "row" + 1 + (SELECT count(*) FROM refused WHERE parsed_before < bad."row")
+                   AS {_UNDER_HEADER}
+        FROM bad
         ORDER BY "row"
     """
-    return connection.sql(query).to_arrow_table().cast(ARROW_SCHEMA)
+    rows = connection.sql(query).to_arrow_table()
+    return _number_lines(rows).cast(ARROW_SCHEMA)
+
+
+#: The query's record number of a parsed row in a file with a header (CSV).
+_UNDER_HEADER = "__insightloop_record"
+
+
+def _number_lines(rows: pa.Table) -> pa.Table:
+    """``rows`` with ``line`` set for the parsed rows too, by their file's format (its name,
+    the same for every row): a CSV row's record under the header, a JSON line's row number;
+    Parquet rows keep none."""
+    under_header = rows.column(_UNDER_HEADER)
+    rows = rows.drop_columns([_UNDER_HEADER])
+    if rows.num_rows == 0:
+        return rows
+    name = str(rows.column("file")[0].as_py() or "").rsplit("/", 1)[-1]
+    parsed = {"csv": under_header, "jsonl": rows.column("row")}.get(file_format(name)[0] or "")
+    if parsed is None:
+        return rows
+    index = rows.schema.get_field_index("line")
+    return rows.set_column(index, "line", pc.coalesce(rows.column("line"), parsed))
 
 
 def append(table: Table, rows: pa.Table, seq: int) -> None:
