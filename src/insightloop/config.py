@@ -13,11 +13,13 @@ Bad config raises ``ConfigError`` naming the key. All state lives under ``data_d
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -130,6 +132,13 @@ class ExportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     memory_limit: str = "1GB"
     # Prometheus /metrics of the file loader on collector.host; 0: not served.
     metrics_port: int = 9468
+    # For s3:// URIs (the landing zone, ``insightloop load s3://…``): the bucket's region (""
+    # with no endpoint: looked up from the bucket; with one: the AWS environment or profile),
+    # and an endpoint other than AWS's ("": AWS), an http:// or https:// URL such as
+    # "http://127.0.0.1:9000" for MinIO or a test server. Credentials are never read from
+    # here: they come from the standard AWS chain (environment, profile, instance role).
+    s3_region: str = ""
+    s3_endpoint: str = ""
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True):
@@ -261,6 +270,7 @@ def _check(config: Config) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
+    _check_s3(config.exports)
     if not config.contracts.dir:
         raise ConfigError('contracts.dir is empty (give a folder, or set contracts.mode = "off")')
     for key in config.contracts.contracts:
@@ -280,3 +290,29 @@ def _check(config: Config) -> None:
                     f"write key {key[:4]}… is given to both collector.sources.{seen[key]} and .{name}"
                 )
             seen[key] = name
+
+
+_REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def _check_s3(exports: ExportsConfig) -> None:
+    if exports.s3_region and not _REGION.fullmatch(exports.s3_region):
+        raise ConfigError(
+            f"exports.s3_region {exports.s3_region!r} is not a region name (e.g. 'eu-west-1'; empty: "
+            "AWS's usual lookup)"
+        )
+    if not exports.s3_endpoint:
+        return
+    expected = (
+        f"exports.s3_endpoint {exports.s3_endpoint!r} is not an http:// or https:// URL of a host"
+        " (e.g. 'http://127.0.0.1:9000'; empty: AWS's endpoint)"
+    )
+    try:
+        parts = urlsplit(exports.s3_endpoint)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ConfigError(expected) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigError(expected)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(f"{expected}: give only scheme, host and port (credentials come from AWS's chain)")

@@ -1,5 +1,6 @@
 """``insightloop load PATH`` (one export file or a folder of them, by hand, with a progress
-bar) and ``insightloop loader`` (the file loader process, polling the landing zone).
+bar; local, or an ``s3://bucket/key`` or prefix read with ``exports.s3_region``/``s3_endpoint``)
+and ``insightloop loader`` (the file loader process, polling the landing zone).
 
 ``load`` exits 0 when every file loaded or was already loaded (a no-op), 1 when any was
 rejected (or the file loader holds the lake's lock), 2 on bad usage or config. Each file's
@@ -12,7 +13,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
@@ -31,7 +31,12 @@ _MB = 1_000_000
 
 def load(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="An export file, or a folder of them (searched recursively).")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="An export file, or a folder of them (searched recursively); local or s3://bucket/key."
+        ),
+    ],
     source: Annotated[
         str | None, typer.Option(help="The files' source (default: each file's grandparent folder).")
     ] = None,
@@ -42,15 +47,19 @@ def load(
 ) -> None:
     """Load export files (CSV, JSON lines, Parquet; .gz/.zst) into raw, cleaned and quarantine."""
     from insightloop.errors import TerminalError
-    from insightloop.exports.landing import local_files
+    from insightloop.exports.landing import given_files
     from insightloop.exports.loader import FileLoader, lock_path
     from insightloop.lake.catalog import open_catalog
     from insightloop.processor.runner import exclusive
 
     config = state(ctx).config()
-    if not path.exists():
-        raise fail(f"{path} does not exist", 2)
-    files = local_files(path, source, entity)
+    try:
+        with config_errors_exit():
+            files = given_files(path, config.exports, source, entity)
+    except FileNotFoundError:
+        raise fail(f"{path} does not exist", 2) from None
+    except (OSError, ValueError) as exc:  # pyarrow: an unknown scheme, no access, no network
+        raise fail(f"{path} cannot be listed: {_first_line(exc)}", 2) from None
     if not files:
         raise fail(f"no export files in {path} (.csv, .tsv, .jsonl, .ndjson, .parquet; .gz, .zst)", 2)
     out = Console(highlight=False, soft_wrap=True)
@@ -113,6 +122,11 @@ def _describe(outcome: LoadOutcome) -> str:
         f"{file.source}/{file.entity} {record.period}{replaced}; "
         f"{file.size / _MB:,.1f} MB in {outcome.seconds:.1f} s ({speed:,.1f} MB/s)"
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def loader(ctx: typer.Context) -> None:

@@ -1,13 +1,18 @@
 """The landing zone: ``<landing>/<source>/<entity>/<file>``, listed through ``pyarrow.fs``.
 
 Locally the landing zone is a folder (``LocalFileSystem``); in production it is an S3 prefix
-(``pyarrow.fs.FileSystem.from_uri("s3://bucket/prefix")`` gives ``S3FileSystem``): the same
-code lists both. Files whose names start with ``.`` or ``_`` or end in ``.tmp``/``.part`` are
-uploads in progress and are skipped (an uploader writes them under such a name and renames
-them into place). A file's format comes from its name (``.csv``/``.tsv``/``.txt``, ``.jsonl``/
-``.ndjson``/``.json``, ``.parquet``, optionally followed by ``.gz``/``.gzip``/``.zst``).
-Its period is the first date in its name (``contacts_2026-11-25.csv``, ``20261125``), else
-the UTC date it was last modified.
+(``s3://bucket/prefix``, an ``S3FileSystem``): the same code lists both. An S3 filesystem is
+``pyarrow.fs.FileSystem.from_uri``'s, unless ``exports.s3_region`` or ``exports.s3_endpoint``
+is set (a fixed region; MinIO or a test server), when it is built from them; credentials come
+from AWS's standard chain (environment, profile, instance role) either way.
+
+Files whose names start with ``.`` or ``_`` or end in ``.tmp``/``.part`` are uploads in
+progress and are skipped (an uploader writes them under such a name and renames them into
+place; on S3, where a ``PUT`` appears whole, it may as well upload under the final name).
+A file's format comes from its name (``.csv``/``.tsv``/``.txt``, ``.jsonl``/``.ndjson``/
+``.json``, ``.parquet``, optionally followed by ``.gz``/``.gzip``/``.zst``). Its period is
+the first date in its name (``contacts_2026-11-25.csv``, ``20261125``), else the UTC date it
+was last modified.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from insightloop.config import Config
+from insightloop.config import Config, ExportsConfig
+from insightloop.errors import ConfigError
 
 COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd"}
 FORMATS = {
@@ -106,8 +113,8 @@ class Landing:
     def from_config(cls, config: Config) -> Landing:
         where = config.exports.landing or str(config.path("landing"))
         if "://" in where:
-            filesystem, root = pafs.FileSystem.from_uri(where)
-            return cls(filesystem, root, where.split("://", 1)[0] + "://")
+            filesystem, root = open_uri(where, config.exports)
+            return cls(filesystem, root, scheme_of(where))
         root = str(Path(where).expanduser().absolute())
         Path(root).mkdir(parents=True, exist_ok=True)
         return cls(pafs.LocalFileSystem(), root)
@@ -137,27 +144,81 @@ class Landing:
         )
 
 
+def scheme_of(uri: str) -> str:
+    """``s3://bucket/key`` → ``s3://``."""
+    return uri.split("://", 1)[0] + "://"
+
+
+def open_uri(uri: str, exports: ExportsConfig) -> tuple[pafs.FileSystem, str]:
+    """The filesystem of a non-local URI (``s3://bucket/prefix``) and the path in it."""
+    if scheme_of(uri) != "s3://" or not (exports.s3_region or exports.s3_endpoint):
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        return filesystem, path
+    parts = urlsplit(uri)
+    if parts.query:
+        raise ConfigError(
+            f"{uri}: give the endpoint and region as exports.s3_endpoint and exports.s3_region, "
+            "not as URI options"
+        )
+    return s3_filesystem(exports), f"{parts.netloc}{parts.path}".rstrip("/")
+
+
+def s3_filesystem(exports: ExportsConfig) -> pafs.S3FileSystem:
+    """S3 with ``exports.s3_region`` and ``exports.s3_endpoint`` (validated by the config)."""
+    options: dict[str, str] = {}
+    if exports.s3_region:
+        options["region"] = exports.s3_region
+    if exports.s3_endpoint:
+        endpoint = urlsplit(exports.s3_endpoint)
+        options["endpoint_override"] = endpoint.netloc
+        options["scheme"] = endpoint.scheme
+    return pafs.S3FileSystem(**options)
+
+
 def local_files(path: Path, source: str | None, entity: str | None) -> list[LandedFile]:
     """The export files of a local file or folder given by hand (``insightloop load``); a
     file's source and entity are given, or else its grandparent and parent folders' names."""
-    filesystem = pafs.LocalFileSystem()
-    path = path.expanduser().absolute()
-    if path.is_dir():
-        candidates = sorted(p for p in path.rglob("*") if p.is_file())
-        candidates = [p for p in candidates if not in_progress(p.name) and file_format(p.name)[0]]
-    else:
-        candidates = [path]
+    return files_at(pafs.LocalFileSystem(), str(path.expanduser().absolute()), "", source, entity)
+
+
+def given_files(
+    where: str, exports: ExportsConfig, source: str | None, entity: str | None
+) -> list[LandedFile]:
+    """The export files of a local path or of a URI given by hand (``s3://bucket/key`` of one
+    file, or a prefix), as ``local_files``; ``FileNotFoundError`` when nothing is there."""
+    if "://" not in where:
+        return local_files(Path(where), source, entity)
+    filesystem, path = open_uri(where, exports)
+    return files_at(filesystem, path, scheme_of(where), source, entity)
+
+
+def files_at(
+    filesystem: pafs.FileSystem, path: str, scheme: str, source: str | None, entity: str | None
+) -> list[LandedFile]:
+    """The file at ``path``, or the export files under it (recursively; uploads in progress
+    and files of other formats left out), sorted by path; ``FileNotFoundError`` if none is."""
+    info = filesystem.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise FileNotFoundError(f"{scheme}{path}")
+    found = [info]
+    if info.type == pafs.FileType.Directory:
+        everything = filesystem.get_file_info(pafs.FileSelector(path, recursive=True))
+        found = [
+            f
+            for f in everything
+            if f.type == pafs.FileType.File and not in_progress(f.base_name) and file_format(f.base_name)[0]
+        ]
     files = []
-    for file in candidates:
-        info = filesystem.get_file_info(str(file))
+    for file in sorted(found, key=lambda f: f.path):
+        folders = [*PurePosixPath(file.path).parents, PurePosixPath(), PurePosixPath()]
         files.append(
             LandedFile(
-                path=str(file),
-                uri=str(file),
-                source=source or file.parent.parent.name,
-                entity=entity or file.parent.name,
-                size=info.size or 0,
-                modified=info.mtime,
+                path=file.path,
+                uri=f"{scheme}{file.path}",
+                source=source or folders[1].name,
+                entity=entity or folders[0].name,
+                size=file.size or 0,
+                modified=file.mtime,
                 filesystem=filesystem,
             )
         )
