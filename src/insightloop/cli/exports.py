@@ -116,10 +116,11 @@ def _describe(outcome: LoadOutcome) -> str:
     record = outcome.record
     assert record is not None
     speed = file.size / max(outcome.seconds, 1e-6) / _MB
-    replaced = f", replaces {record.replaces[:12]}… of period {record.period}" if record.replaces else ""
+    period = f"{record.period} part {record.part}" if record.part else record.period
+    replaced = f", replaces {record.replaces[:12]}… of period {period}" if record.replaces else ""
     return (
         f"loaded     {file.uri}: {record.rows:,} rows, {record.bad_rows:,} bad (quarantined) as "
-        f"{file.source}/{file.entity} {record.period}{replaced}; "
+        f"{file.source}/{file.entity} {period}{replaced}; "
         f"{file.size / _MB:,.1f} MB in {outcome.seconds:.1f} s ({speed:,.1f} MB/s)"
     )
 

@@ -13,6 +13,23 @@ A file's format comes from its name (``.csv``/``.tsv``/``.txt``, ``.jsonl``/``.n
 ``.json``, ``.parquet``, optionally followed by ``.gz``/``.gzip``/``.zst``). Its period is
 the first date in its name (``contacts_2026-11-25.csv``, ``20261125``), else the UTC date it
 was last modified.
+
+A vendor may split one period's export into parts. A file's part is read from its name, right
+after the date and a separator (``-``, ``_``, ``.`` or a space), up to the next separator or
+the end of the name (``_PART``):
+
+- ``part-001``, ``part_1``, ``part001``, ``pt2``, ``p1`` (any number of digits);
+- a bare number of 1 to 3 digits: ``_001``, ``-2`` (a longer one is no part: ``_1430``,
+  ``_143012`` are the time of a re-sent file);
+- either followed by ``of<N>``: ``-3of8``, ``part-3-of-8``.
+
+Leading zeros do not count (``part-001`` and ``_1`` are part ``1``); a name without a part
+has part ``""``. Files of one source, entity and period with different parts each load and
+add up; a later file with the same source, entity, period and part (the same part re-sent,
+or a file without a part re-sent under any name) is a correction that replaces it. So
+``contacts_2026-11-25_v2.csv`` and ``contacts_2026-11-25_resent.csv`` correct
+``contacts_2026-11-25.csv``, and ``contacts_2026-11-25_part-002.csv`` sent again corrects
+part 2 only.
 """
 
 from __future__ import annotations
@@ -40,6 +57,15 @@ FORMATS = {
 }
 _IN_PROGRESS = (".tmp", ".part")
 _DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
+#: A part number right after the date (see the module's docstring), matched from its end.
+_PART = re.compile(
+    r"""[-_. ]
+        (?: (?:part|pt|p)[-_]?(?P<named>\d+)   # part-001, part001, part_1, pt2, p1
+          | (?P<bare>\d{1,3}) )                # _001, -2 (not a time such as _1430)
+        (?:[-_]?of[-_]?\d+)?                   # 3of8, part-3-of-8
+        (?=[-_. ]|$)""",
+    re.IGNORECASE | re.VERBOSE,
+)
 
 
 @dataclass(frozen=True)
@@ -75,14 +101,30 @@ class LandedFile:
 
     def period(self) -> str:
         """The date the export covers: from the name, else the day it was last modified."""
-        found = _DATE.search(self.name)
-        if found is not None:
-            try:
-                return date(*(int(part) for part in found.groups())).isoformat()
-            except ValueError:
-                pass
+        named = period_and_part(self.name)[0]
+        if named is not None:
+            return named
         moment = self.modified or datetime.now(UTC)
         return moment.astimezone(UTC).date().isoformat()
+
+    def part(self) -> str:
+        """Which part of its period's export the file is (``"1"``, ``"2"`` …); ``""``: none."""
+        return period_and_part(self.name)[1]
+
+
+def period_and_part(name: str) -> tuple[str | None, str]:
+    """The date in a file's name (None: none, or not a valid date) and the part after it."""
+    found = _DATE.search(name)
+    if found is None:
+        return None, ""
+    try:
+        day = date(*(int(number) for number in found.groups())).isoformat()
+    except ValueError:
+        return None, ""
+    part = _PART.match(name, found.end())
+    if part is None:
+        return day, ""
+    return day, str(int(part["named"] or part["bare"]))
 
 
 def file_format(name: str) -> tuple[str | None, str | None]:

@@ -140,6 +140,7 @@ class FileLoader:
                 modified=base.modified,
                 sha256=sha,
                 period=outcome.record.period if outcome.record else None,
+                part=outcome.record.part if outcome.record else "",
                 reason=outcome.reason,
                 rows=outcome.rows,
                 bad_rows=outcome.bad_rows,
@@ -167,10 +168,10 @@ class FileLoader:
         if contract is None:
             reason = f"no contract export/{file.entity} in {self._config.contracts.dir}"
             return LoadOutcome(file, REJECTED, time.perf_counter() - started, None, reason, sha)
-        period = file.period()
-        previous = self.manifest.current(file.source, file.entity, period)
+        period, part = file.period(), file.part()
+        previous = self.manifest.current(file.source, file.entity, period, part)
         identity = FileIdentity(
-            file.uri, sha, file.source, file.entity, period, contract.key, contract.version, file.size
+            file.uri, sha, file.source, file.entity, period, contract.key, contract.version, file.size, part
         )
         try:
             scan = open_scan(

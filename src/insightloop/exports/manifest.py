@@ -40,20 +40,20 @@ class Manifest:
     def get(self, sha256: str) -> FileRecord | None:
         return self._records.get(sha256)
 
-    def current(self, source: str, entity: str, period: str) -> FileRecord | None:
-        """The latest file loaded for a source, entity and period (a correction replaces it)."""
-        found = [
-            r for r in self._records.values() if (r.source, r.entity, r.period) == (source, entity, period)
-        ]
+    def current(self, source: str, entity: str, period: str, part: str) -> FileRecord | None:
+        """The latest file loaded for a source, entity, period and part (``""``: a file not in
+        parts), which a new file of the same four corrects and replaces."""
+        key = (source, entity, period, part)
+        found = [r for r in self._records.values() if (r.source, r.entity, r.period, r.part) == key]
         return max(found, key=lambda r: r.seq) if found else None
 
     def live(self, entity: str) -> list[FileRecord]:
-        """The current file of each source and period of ``entity`` (the latest loaded; an
-        earlier one it corrected is no longer current)."""
-        latest: dict[tuple[str, str], FileRecord] = {}
+        """The current file of each source, period and part of ``entity`` (the latest loaded;
+        an earlier one it corrected is no longer current). The parts of a period are all live."""
+        latest: dict[tuple[str, str, str], FileRecord] = {}
         for record in self.records():
             if record.entity == entity:
-                latest[(record.source, record.period)] = record
+                latest[(record.source, record.period, record.part)] = record
         return list(latest.values())
 
     def add(self, record: FileRecord) -> None:

@@ -66,6 +66,8 @@ class FileRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     loaded_at: str
     #: The sha256 of the earlier file of the same source, entity and period it replaces.
     replaces: str | None = None
+    #: Which part of its period's export the file is (``landing.LandedFile.part``; "": none).
+    part: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class FileIdentity:
     contract: str
     schema_version: str
     bytes: int
+    part: str = ""
 
 
 #: Called after each batch with its rows and how far through the file (0 to 1; -1: unknown).
@@ -125,6 +128,7 @@ def commit_file(
             bytes=identity.bytes,
             loaded_at=received_at.isoformat(),
             replaces=replaces,
+            part=identity.part,
         )
         properties = {RAW_SEQ: str(seq), FILE_PROPERTY: msgspec.json.encode(record).decode()}
         with (

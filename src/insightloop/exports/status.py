@@ -38,6 +38,8 @@ class FileStatus(msgspec.Struct, frozen=True, omit_defaults=True):
     modified: str | None = None
     sha256: str | None = None
     period: str | None = None
+    #: Which part of its period's export the file is ("": none; see ``landing``).
+    part: str = ""
     reason: str | None = None
     rows: int = 0
     bad_rows: int = 0
