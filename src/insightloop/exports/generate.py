@@ -9,12 +9,18 @@ missing. From ``region_from_day`` on the files gain a ``region`` column (header 
 last day can be gzip-compressed. What was written is returned (``DayWritten``), so a test or
 the demo can say how many rows each table must hold.
 
+``corrected_export`` writes a corrected version of one such day under the same name (into
+another folder: it replaces the first when dropped in its place), as a vendor re-sends a day
+it got wrong: some contacts' e-mails fixed, a few rows left out, a bad row fixed; what it
+changed is returned (``Correction``).
+
 ``big_csv`` writes a large file fast (DuckDB's ``COPY``, not a Python loop), for benchmarks.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -56,6 +62,29 @@ class DayWritten:
     stray_quotes: int = 0
     #: Keys of the file's good rows.
     keys: set[str] = field(default_factory=set)
+    #: The ``updated_at`` of each good row, by key (which version of a key is the latest).
+    updated: dict[str, str] = field(default_factory=dict)
+    #: The sha256 of the file's bytes as written (compressed or not): its identity in the lake.
+    sha256: str = ""
+
+
+#: The e-mail domain a corrected export moves its fixed contacts to (no other file has it).
+CORRECTED_DOMAIN = "example.org"
+
+
+@dataclass
+class Correction:
+    """A corrected export of an earlier day (``replaces``): same name, same period."""
+
+    #: The corrected file, as written.
+    day: DayWritten
+    replaces: DayWritten
+    #: Keys of good rows whose e-mail the correction changed (to ``CORRECTED_DOMAIN``).
+    changed: set[str]
+    #: Keys of good rows of the first version that the correction leaves out.
+    removed: set[str]
+    #: Keys of bad rows of the first version that the correction fixed (good rows now).
+    fixed: set[str]
 
 
 @dataclass
@@ -96,10 +125,69 @@ def daily_exports(
         for person in [*changed, *fresh]:
             person.version += 1
             lines.append(_line(person, today, header, rng, mess, result))
-        data = b"\n".join(lines) + b"\n"
-        result.path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        result.sha256 = _write(result.path, b"\n".join(lines) + b"\n")
         written.append(result)
     return written
+
+
+def corrected_export(
+    day: DayWritten, folder: Path, *, seed: int = 7, change: float = 0.05, remove: float = 0.02
+) -> Correction:
+    """A corrected version of ``day``'s file, written as ``folder/<its name>``: ``change`` of
+    its good rows get their e-mail fixed (to ``CORRECTED_DOMAIN``), ``remove`` of the others
+    are left out, and its first bad row that has a key is fixed (a valid ``updated_at``, UTF-8).
+    The other rows are the same bytes. (This generator's values hold no comma and it quotes
+    nothing, so its lines split on commas.)"""
+    rng = random.Random(seed)
+    data = day.path.read_bytes()
+    if day.path.name.endswith(".gz"):
+        data = gzip.decompress(data)
+    first, *rows = data.rstrip(b"\n").split(b"\n")
+    header = first.decode().split(",")
+    key_at, email_at, updated_at = (header.index(name) for name in ("contact_id", "email", "updated_at"))
+    good = sorted(day.keys)
+    changed = set(rng.sample(good, k=round(len(good) * change)))
+    removed = set(rng.sample(sorted(day.keys - changed), k=round(len(good) * remove)))
+    fixed: set[str] = set()
+    out = DayWritten(folder / day.path.name, day.period)
+    lines = [first]
+    for line in rows:
+        fields = line.split(b",")
+        key = fields[key_at].decode("latin-1")
+        if key in removed:
+            continue
+        if key in changed:
+            fields[email_at] = f"{key}@{CORRECTED_DOMAIN}".encode()
+        elif key and key not in day.keys and not fixed:
+            fields = [_as_utf8(value) for value in fields]
+            fields[updated_at] = _moment(date.fromisoformat(day.period), rng).encode()
+            fixed.add(key)
+            out.updated[key] = fields[updated_at].decode()
+        lines.append(b",".join(fields))
+        out.stray_quotes += int(b'"' in line)
+    out.rows = len(lines) - 1
+    out.bad = day.bad - len(fixed)
+    out.keys = (day.keys - removed) | fixed
+    out.updated.update((key, moment) for key, moment in day.updated.items() if key not in removed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out.sha256 = _write(out.path, b"\n".join(lines) + b"\n")
+    return Correction(out, day, changed, removed, fixed)
+
+
+def _as_utf8(value: bytes) -> bytes:
+    """A field in UTF-8 (one written in latin-1 by mistake re-encoded)."""
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1").encode("utf-8")
+    return value
+
+
+def _write(path: Path, data: bytes) -> str:
+    """Write ``data`` (gzip-compressed for a ``.gz`` name); the sha256 of the bytes written."""
+    stored = gzip.compress(data) if path.name.endswith(".gz") else data
+    path.write_bytes(stored)
+    return hashlib.sha256(stored).hexdigest()
 
 
 def _line(
@@ -137,6 +225,7 @@ def _line(
         out.bad += 1
     if roll >= 4 * mess or 2 * mess <= roll < 3 * mess:
         out.keys.add(person.key)
+        out.updated[person.key] = values["updated_at"]
     return ",".join(values[name] for name in header).encode(encoding)
 
 
