@@ -94,10 +94,11 @@ def test_kill_9_mid_load_then_restart(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "insightloop", "load", str(path)]
     with (tmp_path / "load.log").open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    raw_data = tmp_path / "data" / "lake" / "warehouse" / "raw" / "export_rows"
     deadline = time.monotonic() + 60
-    while not loading(tmp_path) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)  # well into reading the file
+    # Kill it once it has written raw data files, well before its commit.
+    while not on_disk(raw_data) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert process.poll() is None, "the load finished before it could be killed: make the file bigger"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
@@ -105,8 +106,20 @@ def test_kill_9_mid_load_then_restart(tmp_path: Path) -> None:
     lake = Lake(config)
     assert lake.counts() == counts(0, 0, 0, 0)
     assert [s.status for s in files_status(config)] == ["loading"]
+    assert on_disk(raw_data), "the killed load left no data file: nothing to clean up"
 
     done = subprocess.run(command, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
     assert lake.counts() == counts(BIG_ROWS, 0, BIG_ROWS, 0)
     assert [s.status for s in files_status(config)] == ["loaded"]
+    # What the killed load wrote is gone: every data file on disk is the table's.
+    for name in ("raw.export_rows", f"cleaned.crm_{ENTITY}"):
+        table = lake.catalog.load_table(name)
+        referenced = {task.file.file_path.removeprefix("file://") for task in table.scan().plan_files()}
+        assert on_disk(Path(table.location().removeprefix("file://"))) == referenced, name
+    assert not any((tmp_path / "data" / "exports" / "staging").iterdir())
+
+
+def on_disk(table_folder: Path) -> set[str]:
+    """The Parquet data files under a table's folder."""
+    return {str(path) for path in table_folder.rglob("*.parquet")}

@@ -30,4 +30,8 @@ def test_files_of_a_remote_style_landing_zone_load(tmp_path: Path) -> None:
     assert [lake.loader.load(file).status for file in found] == ["loaded", "loaded"]
     assert lake.counts() == counts(3, 0, 3, 0)
     origins = lake.column("raw.export_rows", "origin")
-    assert "file:s3://bucket/prefix/hubspot/contacts/contacts_2026-11-24.csv.gz:1" in origins
+    assert sorted(origins) == [
+        "file:s3://bucket/prefix/hubspot/contacts/contacts_2026-11-24.csv.gz",
+        "file:s3://bucket/prefix/hubspot/contacts/contacts_2026-11-24.csv.gz",
+        "file:s3://bucket/prefix/hubspot/contacts/contacts_2026-11-25.jsonl",
+    ]

@@ -10,9 +10,12 @@ watermark costs a longer look, never a duplicate. A crash anywhere is a restart.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import structlog
@@ -21,11 +24,12 @@ from pyiceberg.table import Table
 
 from insightloop.contracts.registry import Registry
 from insightloop.errors import TerminalError
-from insightloop.exports import cleaned, quarantine
+from insightloop.exports import cleaned, quarantine, staging
 from insightloop.exports.cleaned import Applied
 from insightloop.exports.contract import lookup
 from insightloop.exports.manifest import Manifest
 from insightloop.exports.raw_load import FileRecord, raw_table
+from insightloop.exports.raw_read import local_path
 from insightloop.exports.reader import connect
 from insightloop.exports.sql import lit
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
@@ -54,6 +58,7 @@ class ExportStage:
         self._catalog = catalog
         self._registry = registry
         self._manifest = manifest
+        self._state_dir = state_dir
         self._watermark = state_dir / WATERMARK
         self._spill = state_dir / "spill"
         self._memory_limit = memory_limit
@@ -75,7 +80,24 @@ class ExportStage:
                 continue
             done.extend(self.apply(record))
             self._write_watermark(record.seq)
+            staging.remove(self._state_dir, record.sha256)
         return done
+
+    def sweep_staging(self) -> int:
+        """Delete the load folders no loaded file waits for (a file applied before a crash,
+        a load killed before its raw commit, with the raw data files it had written); how
+        many."""
+        mark = self.watermark()
+        records = self._manifest.records()
+        waiting = {record.sha256 for record in records if record.seq > mark}
+        committed = {record.sha256 for record in records}
+        io = raw_table(self._catalog).io
+
+        def delete(path: str) -> None:
+            with contextlib.suppress(OSError):
+                io.delete(path)
+
+        return staging.sweep(self._state_dir, waiting, committed, delete)
 
     def apply(self, record: FileRecord) -> list[Applied]:
         contract = lookup(self._registry, record.entity)
@@ -102,8 +124,15 @@ class ExportStage:
                 self._catalog, contract, list(contract.columns)
             )
             if table_seq(target) < record.seq:
+                # Files an earlier attempt wrote but did not commit (it crashed) go first.
+                for folder in staging.journaled(self._state_dir, record.sha256, staging.CLEANED):
+                    shutil.rmtree(local_path(folder), ignore_errors=True)
                 live = self._manifest.live(record.entity)
-                applied.append(cleaned.apply_file(connection, target, raw, contract, record, live))
+                staged = staging.staged(self._state_dir, record.sha256)
+                journal = partial(staging.journal, self._state_dir, record.sha256, staging.CLEANED)
+                applied.append(
+                    cleaned.apply_file(connection, target, raw, contract, record, live, staged, journal)
+                )
             self._after(contract.table)
         finally:
             connection.close()

@@ -7,7 +7,9 @@ added in place: earlier rows read null), then ``_source``, ``_period``, ``_file_
 
 Applying a file's sequence is one DuckDB query and one Iceberg commit:
 
-- ``incoming``: the file's good rows from raw, cast to their column types;
+- ``incoming``: the file's good rows, typed: its staged rows (``staging``: stage 1 computed
+  the typed values when it checked them) when they are there and their types are the
+  table's, else derived from raw, cast to their column types by the same SQL;
 - ``kept``: the table's rows, except those of the earlier file this file replaces (a
   corrected export: ``FileRecord.replaces``);
 - ``revived``: for the keys only that earlier file held, their rows in raw from the other
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import glob
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +44,13 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import Table, _parquet_files_to_data_files
 from pyiceberg.types import IcebergType, LongType, NestedField, StringType, TimestamptzType
 
-from insightloop.exports.contract import ExportContract
-from insightloop.exports.raw_load import EXPORT_STREAM, FileRecord
+from insightloop.exports.contract import STRING, ColumnType, ExportContract
+from insightloop.exports.raw_columns import EXPORT_STREAM
+from insightloop.exports.raw_load import FileRecord
 from insightloop.exports.raw_read import data_files, local_path, parquet_source
+from insightloop.exports.reader import typed_value
 from insightloop.exports.sql import ident, json_key, lit
+from insightloop.exports.staging import LOADED_AT, REJECTED, ROW, Staged
 from insightloop.lake.maintenance import METADATA_PROPERTIES
 from insightloop.lake.watermarks import RAW_SEQ
 
@@ -97,10 +102,13 @@ def apply_file(
     contract: ExportContract,
     record: FileRecord,
     live: Sequence[FileRecord],
+    staged: Staged | None = None,
+    journal: Callable[[str], None] | None = None,
 ) -> Applied:
-    """Merge the file ``record`` (its rows in ``raw``) into ``table`` in one commit.
-    ``live``: the current file of every source and period of the entity (for ``revived``)."""
-    file_columns = _file_columns(connection, raw, record)
+    """Merge the file ``record`` (its rows in ``raw``, or ``staged``) into ``table`` in one
+    commit. ``live``: the current file of every source and period of the entity (for
+    ``revived``)."""
+    file_columns = list(staged.columns) if staged is not None else _file_columns(connection, raw, record)
     present = {field.name for field in table.schema().fields}
     added = [name for name in file_columns if name not in present and name not in META_NAMES]
     if contract.new_columns != "add":
@@ -109,8 +117,10 @@ def apply_file(
     types.update({name: contract.column_type(name).iceberg for name in added})
     columns = [name for name in types if name not in META_NAMES]
     old_files = [task.file for task in table.scan().plan_files()] if table.metadata.current_snapshot() else []
+    if staged is not None and any(staged.columns[name] != sql_type(types[name]) for name in file_columns):
+        staged = None  # the table's type of a column is not the contract's: derive from raw
     query = _merge_sql(
-        contract, record, raw, columns, types, [local_path(f.file_path) for f in old_files], live
+        contract, record, raw, columns, types, [local_path(f.file_path) for f in old_files], live, staged
     )
     if query is None:
         return Applied(contract.table, 0, record.replaces)
@@ -122,7 +132,7 @@ def apply_file(
         update_snapshot = tx.update_snapshot(snapshot_properties={RAW_SEQ: str(record.seq)})
         with update_snapshot.overwrite() as overwrite:
             schema = tx.table_metadata.schema()
-            paths = _write(connection, query, schema, table.location(), overwrite.commit_uuid)
+            paths = _write(connection, query, schema, table.location(), overwrite.commit_uuid, journal)
             for data_file in old_files:
                 overwrite.delete_data_file(data_file)
             for data_file in _parquet_files_to_data_files(tx.table_metadata, paths, table.io):
@@ -138,17 +148,23 @@ def apply_file(
 
 
 def _write(
-    connection: duckdb.DuckDBPyConnection, query: str, schema: Schema, location: str, commit: uuid.UUID
+    connection: duckdb.DuckDBPyConnection,
+    query: str,
+    schema: Schema,
+    location: str,
+    commit: uuid.UUID,
+    journal: Callable[[str], None] | None,
 ) -> list[str]:
     """Run ``query`` into new data files of the table (DuckDB writes them, in the table's
     schema with its field ids, spilling to disk rather than holding the rows); their paths.
     Nothing references them until the commit: a crash leaves them unreferenced."""
     folder = f"{local_path(location)}/data/{commit}"
+    if journal is not None:
+        journal(folder)
     Path(folder).parent.mkdir(parents=True, exist_ok=True)
     columns = []
     for field in schema.fields:
-        sql_type = _SQL_TYPES.get(str(field.field_type), "VARCHAR")
-        columns.append(f"CAST({ident(field.name)} AS {sql_type}) AS {ident(field.name)}")
+        columns.append(f"CAST({ident(field.name)} AS {sql_type(field.field_type)}) AS {ident(field.name)}")
     ids = ", ".join(f"{ident(field.name)}: {field.field_id}" for field in schema.fields)
     connection.execute(
         f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {lit(folder)} "
@@ -176,15 +192,7 @@ def _file_columns(connection: duckdb.DuckDBPyConnection, raw: Table, record: Fil
 def _typed(columns: Sequence[str], types: dict[str, IcebergType], period: str, sha: str) -> str:
     """SELECT list turning raw rows into typed cleaned rows (the payload is parsed once, into
     a struct of text values: ``_p``)."""
-    out = []
-    for name in columns:
-        text = f"_p.{ident(name)}"
-        kind = types[name]
-        if isinstance(kind, StringType):
-            out.append(f"{text} AS {ident(name)}")
-        else:
-            sql_type = _SQL_TYPES.get(str(kind), "VARCHAR")
-            out.append(f"TRY_CAST(NULLIF(trim({text}), '') AS {sql_type}) AS {ident(name)}")
+    out = [f"{_typed_value(f'_p.{ident(name)}', types[name])} AS {ident(name)}" for name in columns]
     out += [
         "source AS _source",
         f"{period} AS _period",
@@ -198,6 +206,28 @@ def _typed(columns: Sequence[str], types: dict[str, IcebergType], period: str, s
     return ", ".join(out)
 
 
+def _typed_value(text: str, kind: IcebergType) -> str:
+    """The typed value of a column from its text, as stage 1 computes it (``reader``)."""
+    return typed_value(text, STRING if isinstance(kind, StringType) else ColumnType(sql_type(kind), kind))
+
+
+def _staged(columns: Sequence[str], types: dict[str, IcebergType], record: FileRecord, staged: Staged) -> str:
+    """SELECT of the file's good rows from its staged rows (typed already)."""
+    out = [
+        f"{ident(name)}" if name in staged.columns else f"NULL::{sql_type(types[name])} AS {ident(name)}"
+        for name in columns
+    ]
+    out += [
+        f"{lit(record.source)} AS _source",
+        f"{lit(record.period)} AS _period",
+        f"{lit(record.sha256)} AS _file_sha256",
+        f"{int(record.seq)}::BIGINT AS _ingest_seq",
+        f"{ROW} AS _row",
+        f"{LOADED_AT} AS _loaded_at",
+    ]
+    return f"SELECT {', '.join(out)} FROM {parquet_source(staged.paths)} WHERE NOT {REJECTED}"
+
+
 def _parsed(columns: Sequence[str], source: str) -> str:
     """``source`` with ``_p``: the payload as a struct of the columns' text values."""
     shape = "{" + ", ".join(f'{json_key(name)}: "VARCHAR"' for name in columns) + "}"
@@ -206,6 +236,12 @@ def _parsed(columns: Sequence[str], source: str) -> str:
 
 #: Which part of a merge's union a row comes from (a name no file column takes).
 _PART = "__insightloop_part"
+
+
+def sql_type(kind: IcebergType) -> str:
+    """DuckDB's name of an Iceberg type of a cleaned column."""
+    return _SQL_TYPES.get(str(kind), "VARCHAR")
+
 
 _SQL_TYPES = {
     "long": "BIGINT",
@@ -227,12 +263,16 @@ def _merge_sql(
     types: dict[str, IcebergType],
     old_paths: Sequence[str],
     live: Sequence[FileRecord],
+    staged: Staged | None,
 ) -> str | None:
     """The merge query (None: no rows at all, nothing to commit)."""
     key = ", ".join(ident(name) for name in contract.primary_key)
-    raw_paths = data_files(raw, [record.seq])
+    raw_paths = data_files(raw, [record.seq]) if staged is None else []
     parts = []
-    if raw_paths:
+    if staged is not None:
+        if staged.paths:
+            parts.append(_staged(columns, types, record, staged))
+    elif raw_paths:
         parts.append(
             f"SELECT {_typed(columns, types, lit(record.period), lit(record.sha256))} "
             f"FROM {_parsed(columns, parquet_source(raw_paths))} "

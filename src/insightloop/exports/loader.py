@@ -104,6 +104,7 @@ class FileLoader:
         """Bring the manifest up to date from raw and finish stage 2 of loaded files (after a
         crash between the raw commit and the cleaned one)."""
         self.manifest.reconcile(raw_table(self._catalog))
+        self.stage.sweep_staging()
         self.stage.apply_pending()
         self._caught_up = True
 
@@ -186,6 +187,7 @@ class FileLoader:
                     datetime.now(UTC),
                     previous.sha256 if previous is not None else None,
                     progress,
+                    staging=status_directory(self._config),
                 )
             finally:
                 scan.close()

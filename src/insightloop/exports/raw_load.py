@@ -13,40 +13,40 @@ period, row counts, …) and the raw sequence (``watermarks.RAW_SEQ``) it was gi
   each row's ``event_id`` ``<sha256>:<row>``).
 
 Every row is kept as received: good rows (stream ``export``) and bad ones (stream
-``rejected``, with the rejection JSON). Rows are numbered (``row``, in ``event_id``,
-``origin`` and ``delivery``) in the order the reader parsed them; rows the CSV parser refused
-come after them, keep their line's text as payload, and their delivery also names their
-``line`` (record number in the file, the header being 1).
+``rejected``, with the rejection JSON), numbered as ``raw_columns`` says. The rows' typed
+values are staged for stage 2 as they go (``staging``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 
 import duckdb
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
+from insightloop.exports import staging as staged_rows
 from insightloop.exports.limits import BadRowLimit
+from insightloop.exports.raw_columns import RawColumns
 from insightloop.exports.raw_files import RawFileWriter
-from insightloop.exports.reader import FileRejected, FileScan, ParserReject
-from insightloop.lake.raw_table import RAW_ARROW_SCHEMA, ensure_raw_table
+from insightloop.exports.reader import FileRejected, FileScan
+from insightloop.exports.staging import StagingWriter
+from insightloop.lake.raw_table import ensure_raw_table
 from insightloop.lake.watermarks import RAW_SEQ, committed_property
-from insightloop.processor.raw_rows import REJECTED_STREAM
 
 EXPORT_ROWS = "raw.export_rows"
-#: The stream of a file's good rows in raw.
-EXPORT_STREAM = "export"
 #: Snapshot property of a file's raw commit: its ``FileRecord`` as JSON.
 FILE_PROPERTY = "insightloop.export.file"
-#: Rows buffered before they are written as a data file.
-CHUNK_ROWS = 500_000
+#: Reader batches buffered before they are handed to the writers (as one chunk), at most;
+#: and bytes.
+CHUNK_BATCHES = 5
 CHUNK_BYTES = 256 << 20
 
 
@@ -104,11 +104,19 @@ def commit_file(
     received_at: datetime,
     replaces: str | None,
     progress: Progress | None = None,
+    staging: Path | None = None,
 ) -> FileRecord:
     """Write every row of ``scan`` and commit them at once; ``FileRejected`` (nothing
-    committed) when the file has too many bad rows or cannot be read to its end."""
+    committed) when the file has too many bad rows or cannot be read to its end. With
+    ``staging`` (the loader's state directory), the rows' typed values are staged there for
+    stage 2 too (``staging``)."""
     seq = raw_seq(table) + 1
-    writer = _Writer(table, identity, seq, received_at)
+    stager = None
+    journal = None
+    if staging is not None:
+        stager = StagingWriter(staging, identity.sha256, [(name, kind.sql) for name, kind in scan.typed])
+        journal = partial(staged_rows.journal, staging, identity.sha256, staged_rows.RAW)
+    writer = _Writer(table, identity, seq, received_at, stager, journal)
     try:
         good, bad = writer.write_all(scan, limit, progress)
         total = good + bad
@@ -144,58 +152,85 @@ def commit_file(
 
 
 class _Writer:
-    def __init__(self, table: Table, identity: FileIdentity, seq: int, received_at: datetime) -> None:
+    def __init__(
+        self,
+        table: Table,
+        identity: FileIdentity,
+        seq: int,
+        received_at: datetime,
+        stager: StagingWriter | None = None,
+        journal: Callable[[str], None] | None = None,
+    ) -> None:
         self._table = table
         self._identity = identity
-        self._seq = seq
-        self._received_us = int(received_at.timestamp() * 1_000_000)
-        self._files = RawFileWriter(table)
+        self._columns = RawColumns(
+            uri=identity.uri,
+            sha256=identity.sha256,
+            source=identity.source,
+            entity=identity.entity,
+            period=identity.period,
+            schema_version=identity.schema_version,
+            seq=seq,
+            received_us=int(received_at.timestamp() * 1_000_000),
+        )
+        self._files = RawFileWriter(table, journal)
+        self._stager = stager
         self.files: list[DataFile] = []
         self._buffer: list[pa.Table] = []
+        self._staged: list[pa.Table] = []
         self._buffered = 0
+        self._chunk_rows = 0
         self._buffered_bytes = 0
-        self._next_row = 1
-        uri = msgspec.json.encode(identity.uri).decode()
-        self._delivery_prefix = (
-            f'{{"file":{uri},"sha256":"{identity.sha256}","period":"{identity.period}","row":'
-        )
 
     def write_all(self, scan: FileScan, limit: BadRowLimit, progress: Progress | None) -> tuple[int, int]:
         good = bad = 0
-        try:
-            for batch in scan.batches:
-                rows = self._rows(batch)
-                problems = batch.num_rows - batch.column("rejection").null_count
-                bad += problems
-                good += batch.num_rows - problems
-                if limit.over_count(bad):
-                    raise FileRejected(
-                        f"{self._identity.uri}: {limit.exceeded(bad, good + bad)} (stopped reading)"
-                    )
-                self._add(rows)
-                if progress is not None:
-                    progress(batch.num_rows, scan.progress())
-        except (OSError, pa.ArrowException, duckdb.Error) as exc:
-            raise FileRejected(
-                f"{self._identity.uri}: cannot be read to its end: {_first_line(exc)}"
-            ) from exc
+        typed = [name for name, _ in scan.typed]
+        self._chunk_rows = scan.batch_rows * CHUNK_BATCHES
+        while (batch := self._read(scan)) is not None:
+            rows, staged = self._columns.parsed(batch, typed)
+            problems = batch.num_rows - batch.column("rejection").null_count
+            bad += problems
+            good += batch.num_rows - problems
+            if limit.over_count(bad):
+                reason = limit.exceeded(bad, good + bad)
+                raise FileRejected(f"{self._identity.uri}: {reason} (stopped reading)")
+            self._add(rows, staged)
+            if progress is not None:
+                progress(batch.num_rows, scan.progress())
         rejects = list(scan.parser_rejects())
         if rejects:
             bad += len(rejects)
-            self._add(self._reject_rows(rejects))
+            self._add(self._columns.refused(rejects))
         self._flush()
         self.files = self._files.finish()
+        if self._stager is not None:
+            self._stager.finish(good)
         return good, bad
 
-    def discard(self) -> None:
-        """Delete the data files written for a commit that will not happen."""
-        self._files.discard()
+    def _read(self, scan: FileScan) -> pa.RecordBatch | None:
+        """The next batch of the file (None: the end); ``FileRejected`` when the file cannot
+        be read (only reading: an error writing, such as a full disk, is not the file's)."""
+        try:
+            return scan.batches.read_next_batch()
+        except StopIteration:
+            return None
+        except (OSError, pa.ArrowException, duckdb.Error) as exc:
+            reason = f"cannot be read to its end: {_first_line(exc)}"
+            raise FileRejected(f"{self._identity.uri}: {reason}") from exc
 
-    def _add(self, rows: pa.Table) -> None:
+    def discard(self) -> None:
+        """Delete the data files (and staged rows) written for a commit that will not happen."""
+        self._files.discard()
+        if self._stager is not None:
+            self._stager.discard()
+
+    def _add(self, rows: pa.Table, staged: pa.Table | None = None) -> None:
+        if staged is not None and self._stager is not None:
+            self._staged.append(staged)
         self._buffer.append(rows)
         self._buffered += rows.num_rows
         self._buffered_bytes += rows.nbytes
-        if self._buffered >= CHUNK_ROWS or self._buffered_bytes >= CHUNK_BYTES:
+        if self._buffered >= self._chunk_rows or self._buffered_bytes >= CHUNK_BYTES:
             self._flush()
 
     def _flush(self) -> None:
@@ -204,81 +239,10 @@ class _Writer:
         chunk = pa.concat_tables(self._buffer)
         self._buffer, self._buffered, self._buffered_bytes = [], 0, 0
         self._files.put(chunk)
-
-    def _numbers(self, count: int) -> pa.Array:
-        start = self._next_row
-        self._next_row += count
-        ones = pa.repeat(pa.scalar(1, pa.int64()), count)
-        return pc.add(pc.cumulative_sum(ones), start - 1)
-
-    def _rows(self, batch: pa.RecordBatch) -> pa.Table:
-        numbers = pc.cast(self._numbers(batch.num_rows), pa.string())
-        rejection = batch.column("rejection")
-        stream = pc.if_else(pc.is_null(rejection), EXPORT_STREAM, REJECTED_STREAM)
-        payload = pc.cast(batch.column("payload"), pa.binary())
-        return self._table_of(numbers, batch.num_rows, stream, payload, rejection, batch)
-
-    def _reject_rows(self, rejects: Iterable[ParserReject]) -> pa.Table:
-        """Rows the parser refused, numbered after the parsed rows; their delivery also
-        names the record's ``line`` in the file (the header is line 1)."""
-        found = list(rejects)
-        numbers = pc.cast(self._numbers(len(found)), pa.string())
-        lines = pa.array([',"line":' + str(r.line) for r in found], pa.string())
-        rejection = pa.array(
-            [
-                msgspec.json.encode({"kind": r.kind, "field": r.column, "reason": r.reason}).decode()
-                for r in found
-            ],
-            pa.string(),
-        )
-        payload = pa.array([r.text.encode() for r in found], pa.binary())
-        stream = pa.repeat(pa.scalar(REJECTED_STREAM, pa.string()), len(found))
-        return self._table_of(numbers, len(found), stream, payload, rejection, None, lines)
-
-    def _table_of(
-        self,
-        numbers: pa.Array,
-        count: int,
-        stream: pa.Array,
-        payload: pa.Array,
-        rejection: pa.Array,
-        batch: pa.RecordBatch | None,
-        lines: pa.Array | None = None,
-    ) -> pa.Table:
-        ident = self._identity
-
-        def const(value: object, name: str) -> pa.Array:
-            return pa.repeat(pa.scalar(value, RAW_ARROW_SCHEMA.field(name).type), count)
-
-        def column(name: str) -> pa.Array:
-            kind = RAW_ARROW_SCHEMA.field(name).type
-            if batch is None:
-                return pa.nulls(count, kind)
-            return pc.cast(batch.column(name), kind)
-
-        columns = {
-            "event_id": pc.binary_join_element_wise(ident.sha256 + ":", numbers, ""),
-            "source": const(ident.source, "source"),
-            "stream": stream,
-            "schema_name": const(ident.entity, "schema_name"),
-            "schema_version": const(ident.schema_version, "schema_version"),
-            "event_time": column("event_time"),
-            "received_at": pa.repeat(pa.scalar(self._received_us, pa.int64()), count).cast(
-                RAW_ARROW_SCHEMA.field("received_at").type
-            ),
-            "subject_user_id": column("subject_user_id"),
-            "subject_anonymous_id": column("subject_anonymous_id"),
-            "subject_account_id": column("subject_account_id"),
-            "subject_email_sha256": column("subject_email_sha256"),
-            "payload": payload,
-            "delivery": pc.binary_join_element_wise(
-                self._delivery_prefix, numbers, lines if lines is not None else "", "}", ""
-            ),
-            "rejection": rejection,
-            "origin": pc.binary_join_element_wise(f"file:{ident.uri}:", numbers, ""),
-            "ingest_seq": pa.repeat(pa.scalar(self._seq, pa.int64()), count),
-        }
-        return pa.Table.from_pydict(columns, schema=RAW_ARROW_SCHEMA)
+        if self._staged and self._stager is not None:
+            staged = pa.concat_tables(self._staged)
+            self._staged = []
+            self._stager.put(staged)
 
 
 def _first_line(exc: BaseException) -> str:

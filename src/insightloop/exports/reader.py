@@ -30,7 +30,7 @@ import pyarrow.fs as pafs
 from fsspec.implementations.arrow import ArrowFSWrapper
 
 from insightloop.errors import TerminalError
-from insightloop.exports.contract import STRING, ExportContract
+from insightloop.exports.contract import STRING, ColumnType, ExportContract
 from insightloop.exports.header import csv_header, json_header, parquet_header
 from insightloop.exports.landing import LandedFile
 from insightloop.exports.sql import ident, json_path, lit
@@ -77,7 +77,12 @@ class FileScan:
     #: Columns of the file that reach the cleaned table (the contract's and, under the
     #: ``add`` policy, new ones), by name.
     columns: list[str]
+    #: Each of ``columns`` with its type: the batches carry its typed value as
+    #: ``typed_name(i)`` (what the cleaned table gets, computed once here).
+    typed: list[tuple[str, ColumnType]]
     batches: pa.RecordBatchReader
+    #: Rows per batch, at most.
+    batch_rows: int
     _connection: duckdb.DuckDBPyConnection
     _rejects_table: str | None
 
@@ -136,10 +141,10 @@ def _open(
         header = csv_header(file, contract.csv)
         _check_header(file, contract, header)
         options = contract.csv
-        columns = "{" + ", ".join(f"{lit(name)}: 'VARCHAR'" for name in header) + "}"
+        as_text = "{" + ", ".join(f"{lit(name)}: 'VARCHAR'" for name in header) + "}"
         rejects = "rejects"
         source = (
-            f"read_csv({lit(path)}, header = true, auto_detect = false, columns = {columns}, "
+            f"read_csv({lit(path)}, header = true, auto_detect = false, columns = {as_text}, "
             f"delim = {lit(options.delimiter)}, quote = {lit(options.quote)}, "
             f"escape = {lit(options.escape)}, encoding = {lit(options.encoding)}, "
             f"compression = {compression}, strict_mode = true, store_rejects = true, "
@@ -164,9 +169,11 @@ def _open(
         malformed = "false"
     else:
         raise FileRejected(f"{file.uri}: not an export file (.csv, .jsonl, .parquet, optionally .gz/.zst)")
-    query = _select(contract, header, text, payload, malformed, source)
+    columns = _cleaned_columns(contract, header)
+    query = _select(contract, header, text, payload, malformed, source, columns)
     batches = connection.sql(query).to_arrow_reader(batch_rows)
-    return FileScan(header, _cleaned_columns(contract, header), batches, connection, rejects)
+    typed = [(name, contract.column_type(name)) for name in columns]
+    return FileScan(header, columns, typed, batches, batch_rows, connection, rejects)
 
 
 class _LandingFileSystem(ArrowFSWrapper):  # type: ignore[misc]
@@ -219,6 +226,20 @@ def _json_object(header: list[str], text: dict[str, str]) -> str:
     return f"json_object({pairs})::VARCHAR"
 
 
+def typed_value(text: str, kind: ColumnType) -> str:
+    """A column's typed value from its text: the text itself for a string, else the text
+    trimmed and cast (empty: null; not castable: null). Stage 1 (here) and stage 2 deriving
+    cleaned from raw (``cleaned``) both use it, so both give the same values."""
+    if kind is STRING:
+        return text
+    return f"TRY_CAST(NULLIF(trim({text}), '') AS {kind.sql})"
+
+
+def typed_name(index: int) -> str:
+    """The name of the ``index``-th typed column in a scan's batches."""
+    return f"__insightloop_t{index}"
+
+
 def _select(
     contract: ExportContract,
     header: list[str],
@@ -226,8 +247,16 @@ def _select(
     payload: str,
     malformed: str,
     source: str,
+    columns: list[str],
 ) -> str:
-    """The raw row of each file row: payload, event time, subjects, first problem."""
+    """The raw row of each file row (payload, event time, subjects, first problem) and its
+    typed values for the cleaned table (``typed_name(i)`` for ``columns[i]``)."""
+    typed = [
+        f"{typed_value(text[name], contract.column_type(name))} AS {typed_name(i)}"
+        for i, name in enumerate(columns)
+    ]
+    typed_sql = ", ".join(typed) if typed else "NULL AS __insightloop_none"
+    typed_of = {name: typed_name(i) for i, name in enumerate(columns)}
     checks: list[tuple[str, str, str, str]] = [
         (malformed, FailureKind.MALFORMED_JSON.value, "NULL", "'not a JSON object'")
     ]
@@ -241,7 +270,9 @@ def _select(
         kind = contract.column_type(name)
         if kind is not STRING:
             reason = f"{lit(name + ': ')} || left({text[name]}, 80) || {lit(' is not a ' + kind.sql)}"
-            bad = f"{value} IS NOT NULL AND TRY_CAST({value} AS {kind.sql}) IS NULL"
+            # The typed value is computed once (the cleaned table gets it too): null from a
+            # value that is there means the value does not cast.
+            bad = f"{typed_of[name]} IS NULL AND {value} IS NOT NULL"
             checks.append((bad, FailureKind.WRONG_TYPE.value, lit(name), reason))
     # Each check is evaluated once per row (the number of the first that fails); the
     # rejection JSON is built for the rare rows that fail one.
@@ -255,11 +286,12 @@ def _select(
         + " END"
     )
     updated = contract.updated_at
-    event_time = (
-        f"TRY_CAST(NULLIF(trim({text[updated]}), '') AS TIMESTAMPTZ)"
-        if updated is not None and updated in text
-        else "NULL::TIMESTAMPTZ"
-    )
+    if updated is not None and updated in typed_of and contract.column_type(updated).sql == "TIMESTAMPTZ":
+        event_time = typed_of[updated]
+    elif updated is not None and updated in text:
+        event_time = f"TRY_CAST(NULLIF(trim({text[updated]}), '') AS TIMESTAMPTZ)"
+    else:
+        event_time = "NULL::TIMESTAMPTZ"
     subjects = []
     for key, column in _SUBJECT_COLUMNS.items():
         found = contract.subject_keys.get(key)
@@ -268,10 +300,12 @@ def _select(
     email = contract.subject_keys.get("email")
     email_sql = f"sha256(lower(NULLIF(trim({text[email]}), '')))" if email in text and email else "NULL"
     subjects.append(f"{email_sql}::VARCHAR AS subject_email_sha256")
+    typed_out = "".join(f", {typed_name(i)}" for i in range(len(columns)))
     return (
         f"SELECT {payload} AS payload, {event_time} AS event_time, {', '.join(subjects)}, "
-        f"{rejection_sql} AS rejection "
-        f"FROM (SELECT *, {failed_sql} AS __insightloop_failed FROM {source} AS src) AS src"
+        f"{rejection_sql} AS rejection{typed_out} "
+        f"FROM (SELECT *, {failed_sql} AS __insightloop_failed "
+        f"FROM (SELECT *, {typed_sql} FROM {source} AS src) AS src) AS src"
     )
 
 
