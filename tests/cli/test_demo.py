@@ -140,19 +140,23 @@ def test_demo_end_to_end(env: dict[str, str], config: Config) -> None:
     assert "cleaned.app_accounts.industry is string ✓" in out
     assert "cleaned.app_invoices.amount_cents is long ✓" in out
     assert re.search(r"captured\s+[\d,]+ changes in raw.cdc_changes", out)
-    # Batch exports: three days loaded, the re-sent file a no-op, the tables' counts as the files say.
+    # Batch exports: three days loaded, the re-sent file a no-op, a corrected day replacing its
+    # first version, the tables' counts as the files say.
     files = export_files(out)
     assert files == {
         "contacts_2026-11-23.csv": ("loaded", "✓"),
         "contacts_2026-11-24.csv": ("loaded", "✓"),
         "contacts_2026-11-25.csv.gz": ("loaded", "✓"),
         "contacts_2026-11-23_resent.csv": ("unchanged (already loaded as raw sequence 1)", "✓"),
+        "contacts_2026-11-24.csv (corrected)": ("loaded, replacing the earlier version", "✓"),
     }, out
     assert "every dropped file has a final status ✓" in out
-    assert re.search(r"raw\.export_rows\s+[\d,]+ rows = rows of the 3 loaded file\(s\) \([\d,]+\) ✓", out)
+    assert re.search(r"raw\.export_rows\s+[\d,]+ rows = rows of the 4 loaded file\(s\) \([\d,]+\) ✓", out)
     assert re.search(r"quarantine\.export_rows\s+[\d,]+ rows = their bad rows \([\d,]+\) ✓", out)
     assert re.search(
-        r"cleaned\.crm_contacts\s+[\d,]+ rows = distinct keys of their good rows \([\d,]+\) ✓", out
+        r"cleaned\.crm_contacts\s+[\d,]+ rows = distinct keys of the good rows of each period's latest file "
+        r"\([\d,]+\) ✓",
+        out,
     )
 
 

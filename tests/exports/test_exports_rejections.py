@@ -69,8 +69,8 @@ def test_bad_rows_of_every_kind_go_to_quarantine(tmp_path: Path) -> None:
     assert lake.counts() == counts(2, 4, 2, 4)
     bad = {r["row"]: (r["kind"], r["column_name"], r["line"]) for r in lake.rows("quarantine.export_rows")}
     assert bad == {
-        2: ("missing_field", "updated_at", None),
-        3: ("wrong_type", "signup", None),
+        2: ("missing_field", "updated_at", 3),  # record numbers: the header is 1
+        3: ("wrong_type", "signup", 4),
         5: ("wrong_column_count", None, 6),
         6: ("wrong_column_count", None, 7),
     }

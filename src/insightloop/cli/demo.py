@@ -324,7 +324,8 @@ def _print_export_source(console: Console, exports: ExportSide) -> None:
     drops = exports.run.drops
     console.print(
         f"batch exports: {len(drops)} CRM export files dropped into {exports.landing}/ during the run "
-        "(duplicates across days, bad rows, a column added on day 2, a gzip day, one file re-sent); "
+        "(duplicates across days, bad rows, a column added on day 2, a gzip day, one file re-sent, "
+        "one day corrected); "
         f"the file loader polls every {exports.poll_seconds} s\n",
         highlight=False,
     )
