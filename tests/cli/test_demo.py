@@ -152,7 +152,9 @@ def test_demo_end_to_end(env: dict[str, str], config: Config) -> None:
     }, out
     assert "every dropped file has a final status ✓" in out
     assert re.search(r"raw\.export_rows\s+[\d,]+ rows = rows of the 4 loaded file\(s\) \([\d,]+\) ✓", out)
-    assert re.search(r"quarantine\.export_rows\s+[\d,]+ rows = their bad rows \([\d,]+\) ✓", out)
+    assert re.search(
+        r"quarantine\.export_rows\s+[\d,]+ rows = bad rows of each period's latest file \([\d,]+\) ✓", out
+    )
     assert re.search(
         r"cleaned\.crm_contacts\s+[\d,]+ rows = distinct keys of the good rows of each period's latest file "
         r"\([\d,]+\) ✓",

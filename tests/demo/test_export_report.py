@@ -89,7 +89,7 @@ def test_totals_are_the_loaded_files_rows_bad_rows_and_distinct_good_keys() -> N
     assert summary.ok and not summary.pending
     text = render(summary)
     assert "raw.export_rows         15 rows = rows of the 2 loaded file(s) (15) ✓" in text
-    assert "quarantine.export_rows  3 rows = their bad rows (3) ✓" in text
+    assert "quarantine.export_rows  3 rows = bad rows of each period's latest file (3) ✓" in text
     assert (
         "cleaned.crm_contacts    4 rows = distinct keys of the good rows of each period's latest file (4) ✓"
         in text
@@ -103,7 +103,7 @@ def test_a_count_that_differs_or_a_missing_table_shows_a_cross() -> None:
     summary = summarize_exports(drops(), good_statuses(), {RAW_TABLE: 15, QUARANTINE_TABLE: 2})
     assert [c.ok for c in summary.checks] == [True, False, False]
     text = render(summary)
-    assert "quarantine.export_rows  2 rows = their bad rows (3) ✗" in text
+    assert "quarantine.export_rows  2 rows = bad rows of each period's latest file (3) ✗" in text
     assert (
         "cleaned.crm_contacts    missing = distinct keys of the good rows of each period's latest file (4) ✗"
         in text
@@ -235,10 +235,11 @@ def records(replaces: str | None = "s2") -> dict[str, FileRecord]:
 #: correction's checks.
 RIGHT = {
     RAW_TABLE: 13,
-    QUARANTINE_TABLE: 1,
+    QUARANTINE_TABLE: 0,  # day 2's bad row went with its first version; the others have none
     CLEANED_TABLE: 5,
     "raw first": 5,
     "raw corrected": 4,
+    "quarantine first": 0,
     "replaced": 0,
     "changed": 1,
     "removed": 1,
@@ -285,10 +286,12 @@ def test_a_correction_not_recorded_as_replacing_or_leaving_old_rows_shows_crosse
     assert (summary.files[3].status, summary.files[3].ok) == (LOADED, False)
     assert not summary.ok
 
-    stale = lake(planned, {"replaced": 3, "changed": 0, "removed": 2})  # day 2's first rows stayed
+    # Day 2's first rows stayed.
+    stale = lake(planned, {"quarantine first": 1, "replaced": 3, "changed": 0, "removed": 2})
     summary = summarize_exports(planned, loaded_statuses(planned), stale, records())
-    assert [c.ok for c in summary.checks] == [True, True, True, True, True, False, False, False, True]
+    assert [c.ok for c in summary.checks] == [True, True, True, True, True, False, False, False, False, True]
     text = render(summary)
+    assert "1 rows = bad rows of contacts_2026-11-24.csv as first sent: none, replaced (0) ✗" in text
     assert "3 rows = rows from contacts_2026-11-24.csv as first sent: none, replaced (0) ✗" in text
     assert "2 rows = keys the correction left out: only those another day holds (1) ✗" in text
 

@@ -77,3 +77,25 @@ def test_a_corrected_file_replaces_its_period(tmp_path: Path) -> None:
     }
     cleaned.refresh()
     assert len(cleaned.metadata.snapshots) == before + 1  # one atomic commit
+
+
+def test_a_correction_takes_the_place_of_its_earlier_versions_bad_rows(tmp_path: Path) -> None:
+    lake = Lake(make_config(tmp_path))
+    day2 = [row(1), row(2, score="two"), row(3, signup="not a date"), row(4)]
+    first = lake.load(landing_file(tmp_path, "contacts_2026-11-25.csv", csv_text(day2)))
+    assert (first.rows, first.bad_rows) == (2, 2)
+    assert lake.counts() == counts(2, 2, 2, 2)
+
+    # The vendor fixes key 2, still sends key 3 wrong: one bad row, the corrected file's.
+    fixed = [row(1), row(2), row(3, signup="not a date"), row(4)]
+    second = lake.load(landing_file(tmp_path, "contacts_2026-11-25_v2.csv", csv_text(fixed)))
+    assert second.record is not None and second.record.replaces == first.record.sha256  # type: ignore[union-attr]
+    assert lake.counts() == counts(5, 3, 3, 1)
+    (held,) = lake.rows("quarantine.export_rows")
+    assert (held["sha256"], held["column_name"], held["line"]) == (second.record.sha256, "signup", 4)
+
+    # A clean correction empties it.
+    clean = [row(1), row(2), row(3), row(4)]
+    third = lake.load(landing_file(tmp_path, "contacts_2026-11-25_v3.csv", csv_text(clean)))
+    assert third.record is not None and third.record.replaces == second.record.sha256
+    assert lake.counts() == counts(9, 3, 4, 0)

@@ -14,7 +14,8 @@ dropped and checks the lake's counts (``count(*)``, never the generator's number
 - ``raw.export_rows`` holds every row of every loaded file (good and bad: the loader's good
   rows plus its bad rows, which the generator's ``rows`` must equal), the corrected day's
   first version included: raw is append-only;
-- ``quarantine.export_rows`` holds their bad rows;
+- ``quarantine.export_rows`` holds the bad rows of each period's latest file (a correction
+  takes the place of its first version's);
 - ``cleaned.crm_contacts`` holds one row per distinct key of the good rows of each period's
   latest file; for the correction, none of the first version's rows, the corrected e-mails
   wherever the correction's row is a key's latest version, the keys it removed only where
@@ -303,6 +304,9 @@ def _correction_counts(drop: Drop, correction: Correction, first: Drop) -> dict[
             f"{name}: raw corrected", RAW_TABLE, "starts_with(event_id, ?)", (f"{drop.day.sha256}:",)
         ),
         "replaced": LakeCount(f"{name}: replaced", CLEANED_TABLE, "_file_sha256 = ?", (first.day.sha256,)),
+        "quarantine first": LakeCount(
+            f"{name}: quarantine first", QUARANTINE_TABLE, "sha256 = ?", (first.day.sha256,)
+        ),
         "changed": LakeCount(
             f"{name}: changed", CLEANED_TABLE, f"ends_with({EMAIL_COLUMN}, ?)", (f"@{CORRECTED_DOMAIN}",)
         ),
@@ -325,10 +329,11 @@ def summarize_exports(
     """Each dropped file's status against what it must be, and the lake's counts (``counts``,
     by ``LakeCount.name``, None when the table is missing) against the loaded files: rows in
     raw = the loaded files' rows (as the loader reported them, and as the generator wrote
-    them: ``FileLine.ok``), bad rows in quarantine, distinct good keys of each period's latest
-    file in cleaned, and a correction's own checks. A rejected file must have no rows; a
-    re-sent one reports the rows of the load it repeats. ``records``: the loader's record of
-    each loaded file by sha256 (what a correction replaced)."""
+    them: ``FileLine.ok``), bad rows of each period's latest file in quarantine, distinct good
+    keys of each period's latest file in cleaned, and a correction's own checks. A rejected
+    file must have no rows; a re-sent one reports the rows of the load it repeats.
+    ``records``: the loader's record of each loaded file by sha256 (what a correction
+    replaced)."""
     found = by_name(statuses)
     summary = ExportSummary(pending=pending(drops, found.values()))
     loaded: list[tuple[Drop, FileStatus]] = []
@@ -357,12 +362,14 @@ def summarize_exports(
             )
         )
     rows = sum(status.rows + status.bad_rows for _, status in loaded)
-    bad = sum(status.bad_rows for _, status in loaded)
     latest = _latest(loaded)
+    bad = sum(status.bad_rows for _, status in latest)
     keys = set().union(*(drop.day.keys for drop, _ in latest))
     summary.checks = [
         TotalCheck(RAW_TABLE, f"rows of the {len(loaded)} loaded file(s)", rows, counts.get(RAW_TABLE)),
-        TotalCheck(QUARANTINE_TABLE, "their bad rows", bad, counts.get(QUARANTINE_TABLE)),
+        TotalCheck(
+            QUARANTINE_TABLE, "bad rows of each period's latest file", bad, counts.get(QUARANTINE_TABLE)
+        ),
         TotalCheck(
             CLEANED_TABLE,
             "distinct keys of the good rows of each period's latest file",
@@ -405,8 +412,8 @@ def _correction_checks(
     latest: Sequence[tuple[Drop, FileStatus]],
     counts: Mapping[str, int | None],
 ) -> list[TotalCheck]:
-    """A loaded correction: raw keeps both versions; cleaned has nothing of the first, and
-    the correction's values wherever its row is a key's latest version."""
+    """A loaded correction: raw keeps both versions; quarantine and cleaned have nothing of
+    the first, and cleaned the correction's values wherever its row is a key's latest version."""
     counted = {role: counts.get(c.name) for role, c in _correction_counts(drop, correction, first).items()}
     wins = _latest_versions(drop, latest)
     others = set().union(*(other.day.keys for other, _ in latest if other is not drop))
@@ -419,6 +426,12 @@ def _correction_checks(
             counted["raw first"],
         ),
         TotalCheck(RAW_TABLE, "rows of its correction", drop.day.rows, counted["raw corrected"]),
+        TotalCheck(
+            QUARANTINE_TABLE,
+            f"bad rows of {name} as first sent: none, replaced",
+            0,
+            counted["quarantine first"],
+        ),
         TotalCheck(CLEANED_TABLE, f"rows from {name} as first sent: none, replaced", 0, counted["replaced"]),
         TotalCheck(
             CLEANED_TABLE,

@@ -113,11 +113,13 @@ class ExportStage:
         connection.execute("SET preserve_insertion_order = false")
         connection.execute(f"SET temp_directory = {lit(str(self._spill))}")
         try:
-            if record.bad_rows:
-                table = quarantine.ensure_table(self._catalog)
+            # A correction clears the bad rows of the file it replaces, even with none of its own.
+            held = quarantine.load_table(self._catalog)
+            if record.bad_rows or (record.replaces and held is not None):
+                table = held or quarantine.ensure_table(self._catalog)
                 if table_seq(table) < record.seq:
                     rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
-                    quarantine.append(table, rows, record.seq)
+                    quarantine.append(table, rows, record.seq, record.replaces)
                     applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
                 self._after(quarantine.EXPORT_QUARANTINE)
             target = cleaned.load_table(self._catalog, contract) or cleaned.ensure_table(

@@ -6,7 +6,7 @@ number, its record number in the file (``line``), a failure ``kind`` (``wrong_ty
 Derived from raw's ``rejected`` rows of one raw sequence (one file) in one commit recording
 ``watermarks.RAW_SEQ``: a replay of a sequence the table already holds adds nothing. A
 rejected file (over the bad-row limit) has no rows in raw, so none here either: its status
-says why.
+says why. A corrected file's commit also removes the bad rows of the file it replaces.
 
 ``line`` is the record's number in the file, the header being 1: the line number, unless an
 earlier quoted field holds a newline (such a record counts once). A row the CSV parser
@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
+from pyiceberg.expressions import EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -147,6 +148,12 @@ def _number_lines(rows: pa.Table) -> pa.Table:
     return rows.set_column(index, "line", pc.coalesce(rows.column("line"), parsed))
 
 
-def append(table: Table, rows: pa.Table, seq: int) -> None:
-    """One commit of ``rows``, recording ``seq``."""
-    table.append(rows, snapshot_properties={RAW_SEQ: str(seq)})
+def append(table: Table, rows: pa.Table, seq: int, replaces: str | None = None) -> None:
+    """One commit of ``rows``, recording ``seq``; a corrected file's commit also removes the
+    rows of the file it ``replaces`` (its sha256), whose bad rows are no longer anyone's to
+    fix (raw keeps them, as received)."""
+    properties = {RAW_SEQ: str(seq)}
+    if replaces is None:
+        table.append(rows, snapshot_properties=properties)
+    else:
+        table.overwrite(rows, overwrite_filter=EqualTo("sha256", replaces), snapshot_properties=properties)

@@ -64,7 +64,7 @@ class FileRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     bad_rows: int
     bytes: int
     loaded_at: str
-    #: The sha256 of the earlier file of the same source, entity and period it replaces.
+    #: The sha256 of the earlier file of the same source, entity, period and part it replaces.
     replaces: str | None = None
     #: Which part of its period's export the file is (``landing.LandedFile.part``; "": none).
     part: str = ""
