@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,3 +195,5 @@ def test_export_files_show_what_became_of_them(config: Config, monkeypatch: pyte
     )
     table = runner.invoke(app, ["status"], env={"COLUMNS": "200"})
     assert "Export files" in table.stdout and "loaded" in table.stdout
+    name = day.path.name
+    assert re.search(rf"{re.escape(name)}\W+{day.period}\W+loaded", table.stdout)  # its period column

@@ -85,12 +85,22 @@ EXPORT_FILES_SHOWN = 10
 def render_exports(status: Status, console: Console) -> None:
     """The newest export files and what became of them."""
     files = Table(
-        "file", "status", "rows", "bad", "MB", "s", "reason", title="Export files", title_justify="left"
+        "file",
+        "period",
+        "status",
+        "rows",
+        "bad",
+        "MB",
+        "s",
+        "reason",
+        title="Export files",
+        title_justify="left",
     )
     for f in status.exports[:EXPORT_FILES_SHOWN]:
         style = {"rejected": "red", "loading": "yellow"}.get(f.status, "green")
         files.add_row(
             f"{f.source}/{f.entity}/{f.uri.rsplit('/', 1)[-1]}",
+            " part ".join(filter(None, (f.period, f.part))),
             f"[{style}]{f.status}[/]",
             f"{f.rows:,}",
             f"{f.bad_rows:,}",
