@@ -11,7 +11,10 @@ peak memory (RSS).
   No hashing of the file, no row numbers, no Iceberg: the floor of this design here;
 - ``load_*``: ``insightloop load FILE`` (hash, read, one raw commit, stage 2 into quarantine
   and ``cleaned.crm_contacts``), wall time of the process, and its CPU time;
-- ``machines_for_200gb_in_2h``: how many such machines load 200 GB within the 2-hour target.
+- ``machines_for_200gb_in_2h``: how many such machines load 200 GB within the 2-hour target;
+- ``day2_*``: a next day's file a tenth the size (its keys among the first's) loaded onto the
+  table the first load made, against the same file loaded into an empty lake: each load
+  rewrites the entity's cleaned table whole, so what the table already holds costs every load.
 
 The file: ``exports.generate.big_csv``, ~120 bytes a row, 10 % of the keys repeated, one
 row in 100,000 with a bad date. ``INSIGHTLOOP_BENCH_EXPORT_MB`` sets its size (2048).
@@ -143,6 +146,17 @@ def run() -> dict[str, float]:
         assert loaded["status"] == "loaded", loaded
         print(f"insightloop load: {size / MB / load_s:,.1f} MB/s, peak {load_rss:,.0f} MiB", flush=True)
         load_mbps = size / MB / load_s
+
+        day2 = path.with_name("contacts_2026-11-26.csv")
+        size2 = big_csv(day2, rows // 10, bad_every=100_000, day="2026-11-26")
+        onto_s, _, _ = _child([sys.executable, "-m", "insightloop", "load", str(day2)], env)
+        empty_env = {**env, "INSIGHTLOOP_DATA_DIR": str(root / "data-empty")}
+        empty_s, _, _ = _child([sys.executable, "-m", "insightloop", "load", str(day2)], empty_env)
+        print(
+            f"next day ({size2 / MB:,.0f} MB): {onto_s:,.1f} s onto the first day's table, "
+            f"{empty_s:,.1f} s into an empty lake",
+            flush=True,
+        )
         return {
             "file_mb": size / MB,
             "file_rows": float(rows),
@@ -158,6 +172,10 @@ def run() -> dict[str, float]:
             "load_cpu_s_per_gb": load_cpu / (size / 1e9),
             "load_bad_rows": float(loaded["bad_rows"]),
             "machines_for_200gb_in_2h": 200_000 / (load_mbps * 7200),
+            "day2_file_mb": size2 / MB,
+            "day2_onto_first_day_s": onto_s,
+            "day2_into_empty_lake_s": empty_s,
+            "day2_onto_vs_empty": onto_s / empty_s,
         }
 
 

@@ -233,10 +233,12 @@ def _moment(day: date, rng: random.Random) -> str:
     return f"{day.isoformat()}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z"
 
 
-def big_csv(path: Path, rows: int, *, bad_every: int = 0) -> int:
-    """A contacts CSV of ``rows`` rows (every ``bad_every``-th with a date that is not one),
-    written by DuckDB; returns its size in bytes."""
-    updated = "strftime(TIMESTAMP '2026-11-25' + to_seconds(i % 86400), '%Y-%m-%dT%H:%M:%SZ')"
+def big_csv(path: Path, rows: int, *, bad_every: int = 0, day: str = "2026-11-25") -> int:
+    """A contacts CSV of ``rows`` rows updated on ``day`` (every ``bad_every``-th with a date
+    that is not one), written by DuckDB; returns its size in bytes. Keys are ``c`` and a
+    number below 90 % of ``rows``, so a smaller file's keys are among a larger one's."""
+    date.fromisoformat(day)  # a date, or ValueError: it goes into the SQL below
+    updated = f"strftime(TIMESTAMP '{day}' + to_seconds(i % 86400), '%Y-%m-%dT%H:%M:%SZ')"
     if bad_every:
         updated = f"CASE WHEN i % {bad_every} = 0 THEN 'not a date' ELSE {updated} END"
     query = f"""
