@@ -12,14 +12,9 @@ from rich.console import Console
 
 from insightloop.cli.demo_view import render_export_summary
 from insightloop.config import Config, load_config
-from insightloop.demo.exports import (
-    CLEANED_TABLE,
-    CORRECTED_DAY,
-    RAW_TABLE,
-    ExportSide,
-    ExportSummary,
-    replacing,
-)
+from insightloop.demo.export_checks import ExportSummary, replacing
+from insightloop.demo.export_drops import CLEANED_TABLE, CORRECTED_DAY, RAW_TABLE
+from insightloop.demo.exports import ExportSide
 from insightloop.exports.generate import CORRECTED_DOMAIN, DayWritten
 from insightloop.exports.landing import Landing
 from insightloop.exports.loader import FileLoader

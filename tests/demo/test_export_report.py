@@ -12,22 +12,18 @@ from rich.console import Console
 
 from insightloop.cli.demo_view import render_export_summary
 from insightloop.config import Config
-from insightloop.demo.exports import (
+from insightloop.demo.export_checks import ExportSummary, lake_counts, replacing, summarize_exports
+from insightloop.demo.export_drops import (
     CLEANED_TABLE,
-    POLL_ENV,
     QUARANTINE_TABLE,
     RAW_TABLE,
     Drop,
     ExportRun,
-    ExportSide,
-    ExportSummary,
-    lake_counts,
     pending,
     plan_drops,
-    replacing,
     resent_name,
-    summarize_exports,
 )
+from insightloop.demo.exports import POLL_ENV, ExportSide
 from insightloop.exports.generate import CORRECTED_DOMAIN, Correction, DayWritten
 from insightloop.exports.raw_load import FileRecord
 from insightloop.exports.status import LOADED, LOADING, REJECTED, UNCHANGED, FileStatus

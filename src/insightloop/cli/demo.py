@@ -12,7 +12,7 @@ and reports the source's rows against the live rows of ``cleaned.app_<table>``.
 With ``exports.enabled`` it also drops daily CRM exports into the landing zone while the
 traffic runs (the file loader polling every second), waits until each has a final status,
 and checks ``raw.export_rows``, ``quarantine.export_rows`` and ``cleaned.crm_contacts``
-against the files (``insightloop.demo.exports``).
+against the files (``insightloop.demo.exports``, with ``export_drops`` and ``export_checks``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from insightloop.cli.supervisor import Supervisor
 from insightloop.demo.catalog import DRIFT_EVENT, DRIFT_PROPERTY, NO_CONTRACT_EVENT
 from insightloop.demo.cdc import CdcSummary, SchemaCheck
 from insightloop.demo.driver import TrafficRun, TrafficStats
-from insightloop.demo.exports import ExportSide, ExportSummary
+from insightloop.demo.export_checks import ExportSummary
+from insightloop.demo.exports import ExportSide
 from insightloop.demo.report import EVENT_TABLES, LakeSummary, LatencyTracker, Outcome, percentiles
 from insightloop.exports.status import LOADED
 from insightloop.processor.cdc import naming
