@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError, TableAlreadyExistsError
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import BooleanExpression, EqualTo
 from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -156,4 +156,5 @@ def append(table: Table, rows: pa.Table, seq: int, replaces: str | None = None) 
     if replaces is None:
         table.append(rows, snapshot_properties=properties)
     else:
-        table.overwrite(rows, overwrite_filter=EqualTo("sha256", replaces), snapshot_properties=properties)
+        replaced: BooleanExpression = EqualTo("sha256", replaces)  # type: ignore[call-arg, arg-type]
+        table.overwrite(rows, overwrite_filter=replaced, snapshot_properties=properties)
