@@ -130,6 +130,9 @@ class ExportsConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Rows per Arrow batch read from a file, and the reader's (DuckDB's) memory limit.
     batch_rows: int = 100_000
     memory_limit: str = "1GB"
+    # The file loader merges the files it has loaded into cleaned when they add up to this
+    # many MB, or when it has none left to load (cleaned is rewritten whole at each merge).
+    merge_after_mb: int = 8192
     # Prometheus /metrics of the file loader on collector.host; 0: not served.
     metrics_port: int = 9468
     # For s3:// URIs (the landing zone, ``insightloop load s3://…``): the bucket's region (""
@@ -265,6 +268,7 @@ def _check(config: Config) -> None:
         (0 <= config.exports.max_bad_fraction <= 1, "exports.max_bad_fraction must be between 0 and 1"),
         (config.exports.poll_seconds > 0, "exports.poll_seconds must be positive"),
         (config.exports.batch_rows >= 1, "exports.batch_rows must be at least 1"),
+        (config.exports.merge_after_mb >= 0, "exports.merge_after_mb must not be negative"),
         (0 <= config.exports.metrics_port <= 65535, "exports.metrics_port must be between 0 and 65535"),
     ]
     for ok, message in checks:

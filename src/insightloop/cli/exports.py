@@ -5,7 +5,9 @@ and ``insightloop loader`` (the file loader process, polling the landing zone).
 ``load`` exits 0 when every file loaded or was already loaded (a no-op), 1 when any was
 rejected (or the file loader holds the lake's lock), 2 on bad usage or config. Each file's
 source and entity are ``--source``/``--entity``, or else the names of its grandparent and
-parent folders (``<landing>/<source>/<entity>/<file>``).
+parent folders (``<landing>/<source>/<entity>/<file>``). A folder's files each commit to raw
+in turn; their good rows are then merged into cleaned together (one rewrite of an entity's
+table), or every ``exports.merge_after_mb`` of them.
 """
 
 from __future__ import annotations
@@ -74,16 +76,34 @@ def load(
             ),
         ):
             loader = FileLoader(config, open_catalog(config))
+            committed: list[LoadOutcome] = []
             for file in files:
-                outcome = _load_one(loader, file)
+                outcome = _commit_one(loader, file)
                 rejected += outcome.status == "rejected"
-                out.print(_describe(outcome))
+                if outcome.status != "loaded":
+                    out.print(_describe(outcome))
+                    continue
+                committed.append(outcome)
+                if sum(o.file.size for o in committed) >= config.exports.merge_after_mb * _MB:
+                    _finish(loader, committed, out)
+                    committed = []
+            _finish(loader, committed, out)
     except TerminalError as exc:
         raise fail(str(exc)) from None
     raise typer.Exit(1 if rejected else 0)
 
 
-def _load_one(loader: FileLoader, file: LandedFile) -> LoadOutcome:
+def _finish(loader: FileLoader, committed: list[LoadOutcome], out: Console) -> None:
+    """Stage 2 of the files committed (one merge into cleaned), then a line for each."""
+    if not committed:
+        return
+    with Console(stderr=True).status(f"merging {len(committed)} file(s) into quarantine and cleaned"):
+        done = loader.finish(committed)
+    for outcome in done:
+        out.print(_describe(outcome))
+
+
+def _commit_one(loader: FileLoader, file: LandedFile) -> LoadOutcome:
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -104,7 +124,7 @@ def _load_one(loader: FileLoader, file: LandedFile) -> LoadOutcome:
             done = max(fraction, 0.0)
             progress.update(task, completed=done, rows=rows, mbps=file.size * done / elapsed / _MB)
 
-        return loader.load(file, advance)
+        return loader.commit(file, advance)
 
 
 def _describe(outcome: LoadOutcome) -> str:

@@ -2,9 +2,12 @@
 exactly once (the Staged shape of DESIGN.md).
 
 Each loaded file is one raw sequence (its ``FileRecord.seq``). Files are applied in raw
-order; for each, quarantine then cleaned, each table in one commit recording the sequence
-(``watermarks.RAW_SEQ``), and each table skips a sequence it already holds. Only then does
-the watermark file move past it: it only bounds what a restart looks at, so a lost or stale
+order, a run at a time (``runs``: the consecutive files of one entity, a correction alone):
+each file's bad rows into quarantine, then the run's good rows into cleaned in one merge (the
+table is rewritten whole at each merge, so eight parts of a day cost one rewrite, not
+eight). Each commit records the sequence it holds (``watermarks.RAW_SEQ``: a run's, its last
+file's), and each table skips the sequences it already holds. Only then does the watermark
+file move past the run: it only bounds what a restart looks at, so a lost or stale
 watermark costs a longer look, never a duplicate. A crash anywhere is a restart.
 """
 
@@ -13,11 +16,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
+import duckdb
 import structlog
 from pyiceberg.catalog import Catalog
 from pyiceberg.table import Table
@@ -36,6 +39,26 @@ from insightloop.lake.watermarks import RAW_SEQ, committed_property
 
 _log = structlog.get_logger(__name__)
 WATERMARK = "watermark"
+
+
+def runs(records: Sequence[FileRecord]) -> list[list[FileRecord]]:
+    """``records`` (in raw order) cut into runs that cleaned merges at once: consecutive
+    files of one entity; a correction (``FileRecord.replaces``) makes a run alone, as its
+    merge takes out the rows of the file it replaces."""
+    out: list[list[FileRecord]] = []
+    for record in records:
+        last = out[-1] if out else None
+        joins = (
+            last is not None
+            and record.replaces is None
+            and last[-1].replaces is None
+            and last[-1].entity == record.entity
+        )
+        if joins and last is not None:
+            last.append(record)
+        else:
+            out.append([record])
+    return out
 
 
 def table_seq(table: Table | None) -> int:
@@ -72,15 +95,15 @@ class ExportStage:
             return 0
 
     def apply_pending(self) -> list[Applied]:
-        """Apply every loaded file above the watermark, in raw order."""
+        """Apply every loaded file above the watermark, in raw order, a run at a time
+        (``runs``: one cleaned rewrite for the files of an entity loaded together)."""
         done: list[Applied] = []
         mark = self.watermark()
-        for record in self._manifest.records():
-            if record.seq <= mark:
-                continue
-            done.extend(self.apply(record))
-            self._write_watermark(record.seq)
-            staging.remove(self._state_dir, record.sha256)
+        for run in runs([record for record in self._manifest.records() if record.seq > mark]):
+            done.extend(self.apply(run))
+            self._write_watermark(run[-1].seq)
+            for record in run:
+                staging.remove(self._state_dir, record.sha256)
         return done
 
     def sweep_staging(self) -> int:
@@ -99,12 +122,16 @@ class ExportStage:
 
         return staging.sweep(self._state_dir, waiting, committed, delete)
 
-    def apply(self, record: FileRecord) -> list[Applied]:
-        contract = lookup(self._registry, record.entity)
+    def apply(self, run: Sequence[FileRecord]) -> list[Applied]:
+        """Quarantine then cleaned for ``run`` (files of one entity, in raw order): each
+        file's bad rows in a commit of its own, the files' good rows in one cleaned merge."""
+        entity = run[0].entity
+        contract = lookup(self._registry, entity)
         if contract is None:
+            names = ", ".join(f"{record.uri} (raw sequence {record.seq})" for record in run)
             raise TerminalError(
-                f"no contract export/{record.entity} for the loaded file {record.uri} (raw sequence "
-                f"{record.seq}): restore the contract, then restart"
+                f"no contract export/{entity} for the loaded file(s) {names}: restore the contract, "
+                "then restart"
             )
         raw = raw_table(self._catalog)
         applied: list[Applied] = []
@@ -113,33 +140,63 @@ class ExportStage:
         connection.execute("SET preserve_insertion_order = false")
         connection.execute(f"SET temp_directory = {lit(str(self._spill))}")
         try:
-            # A correction clears the bad rows of the file it replaces, even with none of its own.
-            held = quarantine.load_table(self._catalog)
-            if record.bad_rows or (record.replaces and held is not None):
-                table = held or quarantine.ensure_table(self._catalog)
-                if table_seq(table) < record.seq:
-                    rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
-                    quarantine.append(table, rows, record.seq, record.replaces)
-                    applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
-                self._after(quarantine.EXPORT_QUARANTINE)
+            for record in run:
+                applied.extend(self._quarantine(connection, raw, record))
             target = cleaned.load_table(self._catalog, contract) or cleaned.ensure_table(
                 self._catalog, contract, list(contract.columns)
             )
-            if table_seq(target) < record.seq:
+            # A merge that committed before a crash holds its files: the rest of the run goes on.
+            todo = [record for record in run if record.seq > table_seq(target)]
+            if todo:
                 # Files an earlier attempt wrote but did not commit (it crashed) go first.
-                for folder in staging.journaled(self._state_dir, record.sha256, staging.CLEANED):
-                    shutil.rmtree(local_path(folder), ignore_errors=True)
-                live = self._manifest.live(record.entity)
-                staged = staging.staged(self._state_dir, record.sha256)
-                journal = partial(staging.journal, self._state_dir, record.sha256, staging.CLEANED)
+                for record in todo:
+                    for folder in staging.journaled(self._state_dir, record.sha256, staging.CLEANED):
+                        shutil.rmtree(local_path(folder), ignore_errors=True)
+                live = self._manifest.live(entity)
+                staged = [staging.staged(self._state_dir, record.sha256) for record in todo]
                 applied.append(
-                    cleaned.apply_file(connection, target, raw, contract, record, live, staged, journal)
+                    cleaned.apply_files(
+                        connection, target, raw, contract, todo, live, staged, self._journal(todo)
+                    )
                 )
             self._after(contract.table)
         finally:
             connection.close()
-        _log.info("export applied", file=record.uri, seq=record.seq, tables=[a.table for a in applied])
+        _log.info(
+            "export applied",
+            files=[record.uri for record in run],
+            seqs=[record.seq for record in run],
+            tables=[a.table for a in applied],
+        )
         return applied
+
+    def _quarantine(
+        self, connection: duckdb.DuckDBPyConnection, raw: Table, record: FileRecord
+    ) -> list[Applied]:
+        """The file's bad rows into quarantine, in one commit recording its sequence; a
+        correction's commit clears the bad rows of the file it replaces, even with none of
+        its own."""
+        held = quarantine.load_table(self._catalog)
+        if not record.bad_rows and not (record.replaces and held is not None):
+            return []
+        table = held or quarantine.ensure_table(self._catalog)
+        applied = []
+        if table_seq(table) < record.seq:
+            rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
+            quarantine.append(table, rows, record.seq, record.replaces)
+            applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
+        self._after(quarantine.EXPORT_QUARANTINE)
+        return applied
+
+    def _journal(self, run: Sequence[FileRecord]) -> Callable[[str], None]:
+        """Notes a folder a merge writes in the journal of each of its files (any of them
+        waiting at a restart finds it)."""
+
+        def note(folder: str) -> None:
+            for record in run:
+                staging.journal(self._state_dir, record.sha256, staging.CLEANED, folder)
+
+        return note
 
     def _after(self, table: str) -> None:
         if self.after_table is not None:

@@ -1,13 +1,14 @@
 """``cleaned.crm_<entity>``: one row per primary key, the latest version winning, typed by
-the export contract; derived from raw one file (one raw sequence) at a time.
+the export contract; derived from raw a run of files (raw sequences) at a time: the files
+loaded together (the parts of a day, a folder), or a correction alone.
 
 Columns: the contract's (typed; a file's new columns under the ``add`` policy as strings,
 added in place: earlier rows read null), then ``_source``, ``_period``, ``_file_sha256``,
 ``_ingest_seq``, ``_row`` (the row's file and place in raw) and ``_loaded_at``.
 
-Applying a file's sequence is one DuckDB query and one Iceberg commit:
+Applying files is one DuckDB query and one Iceberg commit:
 
-- ``incoming``: the file's good rows, typed: its staged rows (``staging``: stage 1 computed
+- ``incoming``: each file's good rows, typed: its staged rows (``staging``: stage 1 computed
   the typed values when it checked them) when they are there and their types are the
   table's, else derived from raw, cast to their column types by the same SQL;
 - ``kept``: the table's rows, except those of the earlier file this file replaces (a
@@ -25,8 +26,9 @@ the old rows or the new, never a mix; a crash before the commit changes nothing.
 sequence twice gives the same rows (the union's duplicates tie and collapse), and the
 sequence property lets a replay skip the table anyway.
 
-The table is rewritten whole at each file (unpartitioned: pyiceberg streams writes only
-into unpartitioned tables); see the module ``insightloop.exports`` for what that costs.
+The table is rewritten whole at each merge (unpartitioned: pyiceberg streams writes only
+into unpartitioned tables), which is why files loaded together share one merge; see the
+module ``insightloop.exports`` for what that costs.
 """
 
 from __future__ import annotations
@@ -95,20 +97,30 @@ def ensure_table(catalog: Catalog, contract: ExportContract, columns: Sequence[s
         return catalog.load_table(contract.table)
 
 
-def apply_file(
+def apply_files(
     connection: duckdb.DuckDBPyConnection,
     table: Table,
     raw: Table,
     contract: ExportContract,
-    record: FileRecord,
+    records: Sequence[FileRecord],
     live: Sequence[FileRecord],
-    staged: Staged | None = None,
+    staged: Sequence[Staged | None] = (),
     journal: Callable[[str], None] | None = None,
 ) -> Applied:
-    """Merge the file ``record`` (its rows in ``raw``, or ``staged``) into ``table`` in one
-    commit. ``live``: the current file of every source and period of the entity (for
-    ``revived``)."""
-    file_columns = list(staged.columns) if staged is not None else _file_columns(connection, raw, record)
+    """Merge the files ``records`` (each one's rows in ``raw``, or ``staged``: the same
+    order, None where gone) into ``table`` in one commit, recording the last one's raw
+    sequence. Several files are one rewrite of the table; a correction (a record that
+    ``replaces`` another) must come alone. ``live``: the current file of every source and
+    period of the entity (for ``revived``)."""
+    if len(records) > 1 and any(record.replaces for record in records):
+        raise ValueError("a corrected file is merged alone: its merge takes out the file it replaces")
+    staged = list(staged) or [None] * len(records)
+    seen: dict[str, None] = {}
+    for record, stage in zip(records, staged, strict=True):
+        seen.update(
+            dict.fromkeys(stage.columns if stage is not None else _file_columns(connection, raw, record))
+        )
+    file_columns = list(seen)
     present = {field.name for field in table.schema().fields}
     added = [name for name in file_columns if name not in present and name not in META_NAMES]
     if contract.new_columns != "add":
@@ -117,19 +129,19 @@ def apply_file(
     types.update({name: contract.column_type(name).iceberg for name in added})
     columns = [name for name in types if name not in META_NAMES]
     old_files = [task.file for task in table.scan().plan_files()] if table.metadata.current_snapshot() else []
-    if staged is not None and any(staged.columns[name] != sql_type(types[name]) for name in file_columns):
-        staged = None  # the table's type of a column is not the contract's: derive from raw
-    query = _merge_sql(
-        contract, record, raw, columns, types, [local_path(f.file_path) for f in old_files], live, staged
-    )
+    # Where the table's type of a column is not the contract's, a file's rows come from raw.
+    staged = [None if stage is None or _retyped(stage, types) else stage for stage in staged]
+    old_paths = [local_path(f.file_path) for f in old_files]
+    query = _merge_sql(contract, records, raw, columns, types, old_paths, live, staged)
+    replaced = records[0].replaces if len(records) == 1 else None
     if query is None:
-        return Applied(contract.table, 0, record.replaces)
+        return Applied(contract.table, 0, replaced)
     with table.transaction() as tx:
         if added:
             with tx.update_schema() as update:
                 for name in added:
                     update.add_column(name, types[name])
-        update_snapshot = tx.update_snapshot(snapshot_properties={RAW_SEQ: str(record.seq)})
+        update_snapshot = tx.update_snapshot(snapshot_properties={RAW_SEQ: str(records[-1].seq)})
         with update_snapshot.overwrite() as overwrite:
             schema = tx.table_metadata.schema()
             paths = _write(connection, query, schema, table.location(), overwrite.commit_uuid, journal)
@@ -144,7 +156,12 @@ def apply_file(
         if snapshot and snapshot.summary
         else "0"
     )
-    return Applied(contract.table, int(total), record.replaces)
+    return Applied(contract.table, int(total), replaced)
+
+
+def _retyped(staged: Staged, types: dict[str, IcebergType]) -> bool:
+    """Whether a staged column's type is not the table's (the table's type is then kept)."""
+    return any(kind != sql_type(types[name]) for name, kind in staged.columns.items() if name in types)
 
 
 def _write(
@@ -234,6 +251,27 @@ def _parsed(columns: Sequence[str], source: str) -> str:
     return f"(SELECT *, json_transform(decode(payload), {lit(shape)}) AS _p FROM {source})"
 
 
+def _incoming(
+    record: FileRecord,
+    staged: Staged | None,
+    raw: Table,
+    columns: Sequence[str],
+    types: dict[str, IcebergType],
+) -> str | None:
+    """SELECT of a file's good rows, typed: from its staged rows, else from raw (None: it
+    has none)."""
+    if staged is not None:
+        return _staged(columns, types, record, staged) if staged.paths else None
+    raw_paths = data_files(raw, [record.seq])
+    if not raw_paths:
+        return None
+    return (
+        f"SELECT {_typed(columns, types, lit(record.period), lit(record.sha256))} "
+        f"FROM {_parsed(columns, parquet_source(raw_paths))} "
+        f"WHERE ingest_seq = {int(record.seq)} AND stream = {lit(EXPORT_STREAM)}"
+    )
+
+
 #: Which part of a merge's union a row comes from (a name no file column takes).
 _PART = "__insightloop_part"
 
@@ -257,35 +295,32 @@ _SQL_TYPES = {
 
 def _merge_sql(
     contract: ExportContract,
-    record: FileRecord,
+    records: Sequence[FileRecord],
     raw: Table,
     columns: Sequence[str],
     types: dict[str, IcebergType],
     old_paths: Sequence[str],
     live: Sequence[FileRecord],
-    staged: Staged | None,
+    staged: Sequence[Staged | None],
 ) -> str | None:
     """The merge query (None: no rows at all, nothing to commit)."""
     key = ", ".join(ident(name) for name in contract.primary_key)
-    raw_paths = data_files(raw, [record.seq]) if staged is None else []
-    parts = []
-    if staged is not None:
-        if staged.paths:
-            parts.append(_staged(columns, types, record, staged))
-    elif raw_paths:
-        parts.append(
-            f"SELECT {_typed(columns, types, lit(record.period), lit(record.sha256))} "
-            f"FROM {_parsed(columns, parquet_source(raw_paths))} "
-            f"WHERE ingest_seq = {int(record.seq)} AND stream = {lit(EXPORT_STREAM)}"
-        )
+    parts = [
+        part
+        for record, stage in zip(records, staged, strict=True)
+        if (part := _incoming(record, stage, raw, columns, types))
+    ]
+    # Only a correction comes alone; its merge drops the rows of the file it replaces.
+    record = records[0]
+    replaces = record.replaces if len(records) == 1 else None
     ctes = []
     if old_paths:
         old = parquet_source(old_paths, union_by_name=True)
-        replaced = f"_file_sha256 = {lit(record.replaces or '')}"
+        replaced = f"_file_sha256 = {lit(replaces or '')}"
         ctes.append(f"old AS (SELECT * FROM {old})")
-        parts.append(f"SELECT * FROM old WHERE NOT ({replaced})" if record.replaces else "SELECT * FROM old")
-        others = [r.seq for r in live if r.sha256 not in (record.sha256, record.replaces)]
-        other_paths = data_files(raw, others) if record.replaces else []
+        parts.append(f"SELECT * FROM old WHERE NOT ({replaced})" if replaces else "SELECT * FROM old")
+        others = [r.seq for r in live if r.sha256 not in (record.sha256, replaces)]
+        other_paths = data_files(raw, others) if replaces else []
         if other_paths:
             in_seqs = ", ".join(str(seq) for seq in others)
             period = "json_extract_string(delivery, '$.period')"

@@ -6,7 +6,9 @@ that hash, it is ``unchanged``, a no-op. Otherwise check it against its entity's
 contract, stream its rows into raw and commit them at once (``raw_load``): that commit is
 the load. A file that cannot be read to its end (a truncated gzip), whose header breaks its
 contract, or whose bad rows exceed the limit is ``rejected`` with the reason, and nothing of
-it is committed. Then stage 2 (``apply``) derives quarantine and cleaned from raw.
+it is committed (``FileLoader.commit``). Then stage 2 (``apply``) derives quarantine and
+cleaned from raw (``FileLoader.finish``): for one file (``FileLoader.load``), or for the files
+loaded together, whose good rows cleaned takes in one merge.
 
 The caller holds the lake's file-loader lock: one loader per lake, so raw sequences, the
 manifest cache and the status file have one writer.
@@ -15,7 +17,8 @@ manifest cache and the status file have one writer.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,13 +105,40 @@ class FileLoader:
 
     def catch_up(self) -> None:
         """Bring the manifest up to date from raw and finish stage 2 of loaded files (after a
-        crash between the raw commit and the cleaned one)."""
+        crash between the raw commit and the cleaned one); a file left ``loading`` by that
+        crash is then ``loaded`` (not looked at again, to be found ``unchanged``)."""
         self.manifest.reconcile(raw_table(self._catalog))
         self.stage.sweep_staging()
+        mark = self.stage.watermark()
+        waiting = [record for record in self.manifest.records() if record.seq > mark]
         self.stage.apply_pending()
+        for record in waiting:
+            status = self.statuses.get(record.uri)
+            if status is not None and status.status == LOADING:
+                self.statuses.set(
+                    msgspec.structs.replace(
+                        status,
+                        status=LOADED,
+                        at=now(),
+                        sha256=record.sha256,
+                        period=record.period,
+                        part=record.part,
+                        reason=None,
+                        rows=record.rows,
+                        bad_rows=record.bad_rows,
+                        seq=record.seq,
+                    )
+                )
         self._caught_up = True
 
     def load(self, file: LandedFile, progress: Progress | None = None) -> LoadOutcome:
+        """Load ``file``: both stages (``commit``, then ``finish``)."""
+        return self.finish([self.commit(file, progress)])[0]
+
+    def commit(self, file: LandedFile, progress: Progress | None = None) -> LoadOutcome:
+        """Stage 1 of ``file``: its raw commit (or why there is none). An unchanged or
+        rejected file has its final status; a loaded one stays ``loading`` until ``finish``
+        has merged it into quarantine and cleaned."""
         if not self._caught_up:
             self.catch_up()
         started = time.perf_counter()
@@ -130,23 +160,53 @@ class FileLoader:
                 msgspec.structs.replace(base, status=DISCOVERED, reason="interrupted", sha256=sha)
             )
             raise
+        if outcome.status != LOADED:
+            self._settle(outcome)
+        return outcome
+
+    def finish(self, outcomes: Sequence[LoadOutcome]) -> list[LoadOutcome]:
+        """Stage 2 of the files ``commit`` loaded (one cleaned merge per run of an entity's
+        files: ``apply.runs``), then their final statuses; ``outcomes`` again, each loaded
+        file's seconds with its share of stage 2 (by its rows)."""
+        loaded = [outcome for outcome in outcomes if outcome.status == LOADED]
+        if not loaded:
+            return list(outcomes)
+        started = time.perf_counter()
+        self.stage.apply_pending()
+        spent = time.perf_counter() - started
+        rows = [outcome.rows + outcome.bad_rows for outcome in loaded]
+        share = {
+            id(outcome): spent * (n / sum(rows) if sum(rows) else 1 / len(loaded))
+            for outcome, n in zip(loaded, rows, strict=True)
+        }
+        done = []
+        for outcome in outcomes:
+            if outcome.status == LOADED:
+                outcome = replace(outcome, seconds=outcome.seconds + share[id(outcome)])
+                self._settle(outcome)
+            done.append(outcome)
+        return done
+
+    def _settle(self, outcome: LoadOutcome) -> None:
+        """The file's final status, and a log line."""
+        file, record = outcome.file, outcome.record
         self.statuses.set(
             FileStatus(
-                uri=base.uri,
-                source=base.source,
-                entity=base.entity,
+                uri=file.uri,
+                source=file.source,
+                entity=file.entity,
                 status=outcome.status,
                 at=now(),
                 size=file.size,
-                modified=base.modified,
-                sha256=sha,
-                period=outcome.record.period if outcome.record else None,
-                part=outcome.record.part if outcome.record else "",
+                modified=file.modified.isoformat() if file.modified else None,
+                sha256=outcome.sha256,
+                period=record.period if record else None,
+                part=record.part if record else "",
                 reason=outcome.reason,
                 rows=outcome.rows,
                 bad_rows=outcome.bad_rows,
                 seconds=round(outcome.seconds, 3),
-                seq=outcome.record.seq if outcome.record else None,
+                seq=record.seq if record else None,
             )
         )
         _log.info(
@@ -157,7 +217,6 @@ class FileLoader:
             bad_rows=outcome.bad_rows,
             reason=outcome.reason,
         )
-        return outcome
 
     def _load(self, file: LandedFile, sha: str, progress: Progress | None, started: float) -> LoadOutcome:
         raw = raw_table(self._catalog)
@@ -194,7 +253,6 @@ class FileLoader:
         except FileRejected as exc:
             return LoadOutcome(file, REJECTED, time.perf_counter() - started, None, str(exc), sha)
         self.manifest.add(record)
-        self.stage.apply_pending()
         return LoadOutcome(file, LOADED, time.perf_counter() - started, record, None, sha)
 
 

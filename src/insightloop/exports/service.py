@@ -1,5 +1,7 @@
 """The file loader process (``insightloop loader``): polls the landing zone and loads each new
-or changed file, one at a time, until SIGTERM/SIGINT.
+or changed file, one at a time, until SIGTERM/SIGINT. The files one look found are merged
+into cleaned together (one rewrite of an entity's table for the parts of a day), or every
+``exports.merge_after_mb`` of them.
 
 One per lake (the lock ``lake/file-loader.lock``, which ``insightloop load`` takes too). At
 start it finishes what a crash left (``FileLoader.catch_up``). A file is looked at when it is
@@ -20,9 +22,9 @@ from pyiceberg.catalog import Catalog
 
 from insightloop.config import Config
 from insightloop.exports.landing import LandedFile, Landing
-from insightloop.exports.loader import FileLoader, LoadInterrupted, lock_path
+from insightloop.exports.loader import FileLoader, LoadInterrupted, LoadOutcome, lock_path
 from insightloop.exports.metrics import ExportMetrics
-from insightloop.exports.status import DISCOVERED, LOADING, FileStatus, StatusBook, now
+from insightloop.exports.status import DISCOVERED, LOADED, LOADING, FileStatus, StatusBook, now
 from insightloop.lake.catalog import NAMESPACES
 from insightloop.lake.maintenance import SnapshotRetention
 from insightloop.lake.ownership import FILE_LOADER, written_by
@@ -68,6 +70,7 @@ class LoaderService:
         self.landing = Landing.from_config(config)
         self.metrics = metrics
         self._poll = config.exports.poll_seconds
+        self._merge_bytes = config.exports.merge_after_mb * 1_000_000
         self.housekeeping = Housekeeping(
             catalog,
             Compactor(catalog, config.processor.compact_min_files, owns=owns, metrics=metrics),
@@ -82,18 +85,32 @@ class LoaderService:
         _log.info("file loader started", landing=self.landing.root)
         while not stop.is_set():
             files = due(self.landing.discover(), self.loader.statuses)
-            for file in files:
-                if stop.is_set():
-                    break
-                try:
-                    outcome = self.loader.load(file, stopping(stop))
-                except LoadInterrupted:
-                    _log.info("load interrupted", file=file.uri)
-                    break
-                self.metrics.observe(outcome)
-                self.housekeeping.turn_done()
+            self._load(files, stop)
             self._maintain(idle=not files)
             stop.wait(self._poll)
+
+    def _load(self, files: list[LandedFile], stop: threading.Event) -> None:
+        """Stage 1 of each of ``files``; stage 2 of those loaded whenever they add up to
+        ``exports.merge_after_mb``, and at the end (also when stopped: what is in raw is
+        merged before the loader exits; after a crash, ``catch_up`` merges it)."""
+        committed: list[LoadOutcome] = []
+        for file in files:
+            if stop.is_set():
+                break
+            try:
+                committed.append(self.loader.commit(file, stopping(stop)))
+            except LoadInterrupted:
+                _log.info("load interrupted", file=file.uri)
+                break
+            if sum(o.file.size for o in committed if o.status == LOADED) >= self._merge_bytes:
+                self._finish(committed)
+                committed = []
+        self._finish(committed)
+
+    def _finish(self, committed: list[LoadOutcome]) -> None:
+        for outcome in self.loader.finish(committed):
+            self.metrics.observe(outcome)
+            self.housekeeping.turn_done()
 
     def _maintain(self, idle: bool) -> None:
         if self.housekeeping.compaction_due(idle):
