@@ -14,7 +14,10 @@ peak memory (RSS).
 - ``machines_for_200gb_in_2h``: how many such machines load 200 GB within the 2-hour target;
 - ``day2_*``: a next day's file a tenth the size (its keys among the first's) loaded onto the
   table the first load made, against the same file loaded into an empty lake: each load
-  rewrites the entity's cleaned table whole, so what the table already holds costs every load.
+  rewrites the entity's cleaned table whole, so what the table already holds costs every load;
+- ``parts_*``: a day of the same size in ``PARTS`` parts, as a folder given to ``insightloop
+  load``, onto that table: merged into cleaned together (the default) and one by one
+  (``exports.merge_after_mb = 0``).
 
 The file: ``exports.generate.big_csv``, ~120 bytes a row, 10 % of the keys repeated, one
 row in 100,000 with a bad date. ``INSIGHTLOOP_BENCH_EXPORT_MB`` sets its size (2048).
@@ -36,6 +39,8 @@ from insightloop.exports.generate import big_csv
 
 SIZE_MB = int(os.environ.get("INSIGHTLOOP_BENCH_EXPORT_MB", "2048"))
 ROW_BYTES = 122
+#: The parts of a day's export in the ``parts_*`` figures.
+PARTS = 4
 MB = 1_000_000
 CONTRACT = Path(__file__).resolve().parents[1] / "contracts"
 
@@ -157,6 +162,13 @@ def run() -> dict[str, float]:
             f"{empty_s:,.1f} s into an empty lake",
             flush=True,
         )
+        together_s = _parts(root, "2026-11-27", rows // 40, env)
+        each_s = _parts(root, "2026-11-28", rows // 40, {**env, "INSIGHTLOOP__EXPORTS__MERGE_AFTER_MB": "0"})
+        print(
+            f"a day in {PARTS} parts onto that table: {together_s:,.1f} s merged together, "
+            f"{each_s:,.1f} s merged one by one",
+            flush=True,
+        )
         return {
             "file_mb": size / MB,
             "file_rows": float(rows),
@@ -176,7 +188,31 @@ def run() -> dict[str, float]:
             "day2_onto_first_day_s": onto_s,
             "day2_into_empty_lake_s": empty_s,
             "day2_onto_vs_empty": onto_s / empty_s,
+            "parts_merged_together_s": together_s,
+            "parts_merged_one_by_one_s": each_s,
+            "parts_together_vs_one_by_one": each_s / together_s,
         }
+
+
+def _parts(root: Path, day: str, rows: int, env: dict[str, str]) -> float:
+    """Seconds of ``insightloop load`` of a folder holding a day in ``PARTS`` parts."""
+    folder = root / f"parts-{day}"
+    folder.mkdir()
+    for part in range(1, PARTS + 1):
+        big_csv(folder / f"contacts_{day}_part-{part:03d}.csv", rows, bad_every=100_000, day=day)
+    command = [
+        sys.executable,
+        "-m",
+        "insightloop",
+        "load",
+        str(folder),
+        "--source",
+        "bench",
+        "--entity",
+        "contacts",
+    ]
+    seconds, _, _ = _child(command, env)
+    return seconds
 
 
 def _children_cpu() -> float:
