@@ -22,10 +22,12 @@ or ``insightloop load`` by hand, under one lock). Guarantees:
 Modules: ``landing`` (where files are), ``contract`` (what they hold), ``fingerprint``,
 ``header``, ``reader`` (reading), ``limits``, ``raw_load`` (stage 1: ``raw_columns``,
 ``raw_files``, ``background``, ``staging``), ``manifest``, ``apply``, ``quarantine``,
-``cleaned`` (stage 2), ``loader`` (one file), ``status`` (per-file status), ``service`` (the
+``cleaned`` (stage 2), ``loader`` (a file's two stages), ``status`` (per-file status), ``service`` (the
 polling process), ``metrics``, ``generate`` and ``infer`` (demo files, proposed contracts).
 
-Known costs: the cleaned table is rewritten whole for each file (an unpartitioned table:
-pyiceberg 0.12 streams writes into unpartitioned tables only), so its size bounds the cost of
-every load; a correction also re-reads raw of the entity's other current files.
+Known costs: the cleaned table is rewritten whole at each merge (an unpartitioned table:
+pyiceberg 0.12 streams writes into unpartitioned tables only, and writes no merge-on-read
+deletes), so its size bounds the cost of every merge. Files loaded together are therefore
+merged at once (``apply.runs``: the parts of a day cost one rewrite); a correction is merged
+alone and also re-reads raw of the entity's other current files.
 """
