@@ -4,8 +4,10 @@ unchanged TOAST values, schema changes, and a whole workload replayed equal to t
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
+import pytest
 from cdc_kit import (  # type: ignore[import-not-found]
     assert_log_matches_source,
     changes_only,
@@ -17,6 +19,7 @@ from cdc_kit import (  # type: ignore[import-not-found]
 )
 from structlog.testing import capture_logs
 
+from insightloop.cdc import reader as reader_module
 from insightloop.cdc.appdb.schema import TABLES
 from insightloop.cdc.appdb.workload import Workload
 from insightloop.cdc.changes import ColumnFill, SnapshotDone
@@ -198,6 +201,33 @@ def test_a_transaction_in_flight_at_the_consistent_point_streams_after_the_reads
     (by_c,) = [ch for ch in streamed if ch.event.after and ch.event.after["full_name"] == "by C"]
     assert all(r.lsn < by_c.lsn for r in reads), "a streamed change sorts before the snapshot reads"
     assert_log_matches_source(config, dsn, ALL)
+
+
+def test_a_table_rewritten_after_the_slot_is_created_is_snapshotted_again(
+    config: Config, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rewrite (here the demo workload's ``amount_cents`` int → bigint) committed between
+    the slot's creation and the snapshot reading the table leaves the table empty under the
+    slot's snapshot, and streams none of its rows: the reader must take a new snapshot."""
+    with psycopg.connect(dsn) as conn:
+        Workload(conn, seed=3, large_every=0).run(changes=300)
+    take_snapshot = reader_module.take_snapshot
+    rewrites: list[str] = []
+
+    def rewrite_first(*args: Any, **kwargs: Any) -> Any:
+        if not rewrites:  # after the slot, before the reads: as a concurrent ALTER can
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("ALTER TABLE invoices ALTER COLUMN amount_cents TYPE bigint")
+            rewrites.append("invoices")
+        return take_snapshot(*args, **kwargs)
+
+    monkeypatch.setattr(reader_module, "take_snapshot", rewrite_first)
+    with capture_logs() as logs, reader_thread(config, dsn):
+        wait_caught_up(config, dsn)
+    assert rewrites == ["invoices"]
+    assert source_rows(dsn, ["public.invoices"])["public.invoices"], "the workload made invoices"
+    assert_log_matches_source(config, dsn, ALL)
+    assert any("public.invoices was rewritten" in str(e.get("error")) for e in logs)
 
 
 def _fills(config: Config) -> list[ColumnFill]:

@@ -10,6 +10,13 @@ through a server-side cursor and appended in chunks; the last chunk of a table c
 ``SnapshotDone`` mark. Values are kept in PostgreSQL's text output, so they convert exactly
 as the stream's text values do.
 
+A table rewritten after the slot was created (``ALTER COLUMN … TYPE``, ``VACUUM FULL``,
+``CLUSTER``, ``TRUNCATE``) reads as empty under the slot's snapshot: PostgreSQL's rewrites are
+not MVCC-safe, and the stream carries none of the rows the rewrite copied. Each table is
+therefore locked (``ACCESS SHARE``, the lock its read takes anyway) and checked before it is
+read; a table rewritten since the slot's snapshot fails the snapshot with a
+``TransientError``, and the reader starts it over with a new slot.
+
 A snapshot cannot resume after a crash (the exported snapshot dies with its connection):
 the reader drops the slot and snapshots again, and unchanged rows get the same ids.
 """
@@ -29,6 +36,7 @@ from psycopg.abc import Buffer
 from insightloop.cdc.changes import FORMAT_VERSION, CapturedChange, ChangeBatch, Column, SnapshotDone
 from insightloop.cdc.envelope import Envelopes, TableShape
 from insightloop.cdc.source import SqlConnection
+from insightloop.errors import TransientError
 
 _log = structlog.get_logger(__name__)
 
@@ -89,6 +97,7 @@ def take_snapshot(
             psycopg.sql.SQL("SET TRANSACTION SNAPSHOT {}").format(psycopg.sql.Literal(snapshot_name))
         )
         for schema, table in tables:
+            _not_rewritten(conn, schema, table)
             shape = table_shape(conn, schema, table)
             rows = _table(conn, shape, envelopes, lsn, started_us, append, chunk_rows)
             counts.tables += 1
@@ -96,6 +105,24 @@ def take_snapshot(
             table_done(shape, rows)
             _log.info("snapshot of table done", table=shape.name, rows=rows)
     return counts
+
+
+def _not_rewritten(conn: SqlConnection, schema: str, table: str) -> None:
+    """Lock the table against rewrites until the snapshot ends, then make sure none came
+    between the slot's snapshot and the lock: the storage the snapshot sees (``pg_class``
+    as of the snapshot) must still be the table's current one (``pg_relation_filenode``)."""
+    sql = psycopg.sql
+    conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(sql.Identifier(schema, table)))
+    row = conn.execute(
+        "SELECT c.relfilenode, pg_relation_filenode(c.oid) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+        (schema, table),
+    ).fetchone()
+    if row is not None and row[0] != 0 and row[0] != row[1]:
+        raise TransientError(
+            f"{schema}.{table} was rewritten (ALTER COLUMN … TYPE, VACUUM FULL, CLUSTER or TRUNCATE) "
+            "after the replication slot's snapshot, so its rows would read as none: the snapshot starts over"
+        )
 
 
 class _Text(psycopg.adapt.Loader):
