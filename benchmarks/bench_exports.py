@@ -162,8 +162,10 @@ def run() -> dict[str, float]:
             f"{empty_s:,.1f} s into an empty lake",
             flush=True,
         )
-        together_s = _parts(root, "2026-11-27", rows // 40, env)
-        each_s = _parts(root, "2026-11-28", rows // 40, {**env, "INSIGHTLOOP__EXPORTS__MERGE_AFTER_MB": "0"})
+        keys = rows * 9 // 10  # the first day's
+        together_s = _parts(root, "2026-11-27", rows // 40, keys, env)
+        one_by_one = {**env, "INSIGHTLOOP__EXPORTS__MERGE_AFTER_MB": "0"}
+        each_s = _parts(root, "2026-11-28", rows // 40, keys, one_by_one)
         print(
             f"a day in {PARTS} parts onto that table: {together_s:,.1f} s merged together, "
             f"{each_s:,.1f} s merged one by one",
@@ -194,12 +196,14 @@ def run() -> dict[str, float]:
         }
 
 
-def _parts(root: Path, day: str, rows: int, env: dict[str, str]) -> float:
-    """Seconds of ``insightloop load`` of a folder holding a day in ``PARTS`` parts."""
+def _parts(root: Path, day: str, rows: int, keys: int, env: dict[str, str]) -> float:
+    """Seconds of ``insightloop load`` of a folder holding a day in ``PARTS`` parts of
+    ``rows`` rows each (other rows, keys among the first day's)."""
     folder = root / f"parts-{day}"
     folder.mkdir()
-    for part in range(1, PARTS + 1):
-        big_csv(folder / f"contacts_{day}_part-{part:03d}.csv", rows, bad_every=100_000, day=day)
+    for part in range(PARTS):
+        name = f"contacts_{day}_part-{part + 1:03d}.csv"
+        big_csv(folder / name, rows, bad_every=100_000, day=day, start=part * rows, keys=keys)
     command = [
         sys.executable,
         "-m",

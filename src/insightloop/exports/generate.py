@@ -233,16 +233,26 @@ def _moment(day: date, rng: random.Random) -> str:
     return f"{day.isoformat()}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:{rng.randrange(60):02d}Z"
 
 
-def big_csv(path: Path, rows: int, *, bad_every: int = 0, day: str = "2026-11-25") -> int:
+def big_csv(
+    path: Path,
+    rows: int,
+    *,
+    bad_every: int = 0,
+    day: str = "2026-11-25",
+    start: int = 0,
+    keys: int | None = None,
+) -> int:
     """A contacts CSV of ``rows`` rows updated on ``day`` (every ``bad_every``-th with a date
-    that is not one), written by DuckDB; returns its size in bytes. Keys are ``c`` and a
-    number below 90 % of ``rows``, so a smaller file's keys are among a larger one's."""
+    that is not one), written by DuckDB; returns its size in bytes. Row ``i`` runs from
+    ``start``; its key is ``c`` and ``i`` modulo ``keys`` (90 % of ``rows``: a tenth of the
+    rows repeat a key), so a smaller file's keys are among a larger one's, and files with
+    other ``start`` values differ (the parts of a day)."""
     date.fromisoformat(day)  # a date, or ValueError: it goes into the SQL below
     updated = f"strftime(TIMESTAMP '{day}' + to_seconds(i % 86400), '%Y-%m-%dT%H:%M:%SZ')"
     if bad_every:
         updated = f"CASE WHEN i % {bad_every} = 0 THEN 'not a date' ELSE {updated} END"
     query = f"""
-        SELECT printf('c%09d', i % {max(rows * 9 // 10, 1)}) AS contact_id,
+        SELECT printf('c%09d', i % {max(keys or rows * 9 // 10, 1)}) AS contact_id,
                printf('user%d@example.com', i) AS email,
                ['Ada','Grace','Alan','Edsger','Barbara'][1 + i % 5] AS first_name,
                ['Lovelace','Hopper','Turing','Dijkstra'][1 + i % 4] AS last_name,
@@ -253,7 +263,7 @@ def big_csv(path: Path, rows: int, *, bad_every: int = 0, day: str = "2026-11-25
                CASE WHEN i % 2 = 0 THEN 'true' ELSE 'false' END AS opted_in,
                strftime(TIMESTAMP '2026-01-01' + to_seconds(i % 9999999), '%Y-%m-%dT%H:%M:%SZ') AS created_at,
                {updated} AS updated_at
-        FROM range({int(rows)}) t(i)
+        FROM range({int(start)}, {int(start) + int(rows)}) t(i)
     """
     connection = duckdb.connect()
     try:
