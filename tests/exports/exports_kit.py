@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
+import insightloop
 from insightloop.config import Config, load_config
 from insightloop.exports.landing import LandedFile, local_files
 from insightloop.exports.loader import FileLoader, LoadOutcome
@@ -156,3 +158,19 @@ def counts(raw_good: int, raw_bad: int, cleaned: int, quarantine: int) -> dict[s
         "cleaned": cleaned,
         "quarantine": quarantine,
     }
+
+
+def environment(tmp_path: Path) -> dict[str, str]:
+    src = str(Path(insightloop.__file__).parent.parent)
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
+        "INSIGHTLOOP_DATA_DIR": str(tmp_path / "data"),
+        "INSIGHTLOOP__CONTRACTS__DIR": str(tmp_path / "contracts"),
+        "INSIGHTLOOP__EXPORTS__BATCH_ROWS": "20000",
+    }
+
+
+def on_disk(table_folder: Path) -> set[str]:
+    """The Parquet data files under a table's folder."""
+    return {str(path) for path in table_folder.rglob("*.parquet")}

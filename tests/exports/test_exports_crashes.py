@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from exports_kit import ENTITY, Lake, counts, csv_text, landing_file, make_config, row
+from exports_kit import ENTITY, Lake, counts, csv_text, environment, landing_file, make_config, on_disk, row
 
-import insightloop
 from insightloop.exports.manifest import Manifest
 from insightloop.exports.status import files_status
 
@@ -67,17 +66,6 @@ def test_a_crash_after_the_raw_commit_before_the_manifest(
     assert restarted.counts() == counts(2, 0, 2, 0)
 
 
-def environment(tmp_path: Path) -> dict[str, str]:
-    src = str(Path(insightloop.__file__).parent.parent)
-    return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p),
-        "INSIGHTLOOP_DATA_DIR": str(tmp_path / "data"),
-        "INSIGHTLOOP__CONTRACTS__DIR": str(tmp_path / "contracts"),
-        "INSIGHTLOOP__EXPORTS__BATCH_ROWS": "20000",
-    }
-
-
 def loading(tmp_path: Path) -> bool:
     status = tmp_path / "data" / "exports" / "status.json"
     try:
@@ -118,8 +106,3 @@ def test_kill_9_mid_load_then_restart(tmp_path: Path) -> None:
         referenced = {task.file.file_path.removeprefix("file://") for task in table.scan().plan_files()}
         assert on_disk(Path(table.location().removeprefix("file://"))) == referenced, name
     assert not any((tmp_path / "data" / "exports" / "staging").iterdir())
-
-
-def on_disk(table_folder: Path) -> set[str]:
-    """The Parquet data files under a table's folder."""
-    return {str(path) for path in table_folder.rglob("*.parquet")}
