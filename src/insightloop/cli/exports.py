@@ -3,7 +3,8 @@ bar; local, or an ``s3://bucket/key`` or prefix read with ``exports.s3_region``/
 and ``insightloop loader`` (the file loader process, polling the landing zone).
 
 ``load`` exits 0 when every file loaded or was already loaded (a no-op), 1 when any was
-rejected (or the file loader holds the lake's lock), 2 on bad usage or config. Each file's
+rejected or failed (the lake could not be written: a full disk; nothing of the file is
+committed) or the file loader holds the lake's lock, 2 on bad usage or config. Each file's
 source and entity are ``--source``/``--entity``, or else the names of its grandparent and
 parent folders (``<landing>/<source>/<entity>/<file>``). A folder's files each commit to raw
 in turn; their good rows are then merged into cleaned together (one rewrite of an entity's
@@ -66,7 +67,6 @@ def load(
         raise fail(f"no export files in {path} (.csv, .tsv, .jsonl, .ndjson, .parquet; .gz, .zst)", 2)
     out = Console(highlight=False, soft_wrap=True)
     lock = lock_path(config)
-    rejected = 0
     try:
         with (
             config_errors_exit(),
@@ -77,30 +77,33 @@ def load(
         ):
             loader = FileLoader(config, open_catalog(config))
             committed: list[LoadOutcome] = []
+            done: list[LoadOutcome] = []
             for file in files:
                 outcome = _commit_one(loader, file)
-                rejected += outcome.status == "rejected"
                 if outcome.status != "loaded":
-                    out.print(_describe(outcome))
+                    out.print(_describe(outcome), markup=False)
+                    done.append(outcome)
                     continue
                 committed.append(outcome)
                 if sum(o.file.size for o in committed) >= config.exports.merge_after_mb * _MB:
-                    _finish(loader, committed, out)
+                    done += _finish(loader, committed, out)
                     committed = []
-            _finish(loader, committed, out)
+            done += _finish(loader, committed, out)
+            failed = sum(outcome.status in ("rejected", "failed") for outcome in done)
     except TerminalError as exc:
         raise fail(str(exc)) from None
-    raise typer.Exit(1 if rejected else 0)
+    raise typer.Exit(1 if failed else 0)
 
 
-def _finish(loader: FileLoader, committed: list[LoadOutcome], out: Console) -> None:
+def _finish(loader: FileLoader, committed: list[LoadOutcome], out: Console) -> list[LoadOutcome]:
     """Stage 2 of the files committed (one merge into cleaned), then a line for each."""
     if not committed:
-        return
+        return []
     with Console(stderr=True).status(f"merging {len(committed)} file(s) into quarantine and cleaned"):
         done = loader.finish(committed)
     for outcome in done:
-        out.print(_describe(outcome))
+        out.print(_describe(outcome), markup=False)
+    return done
 
 
 def _commit_one(loader: FileLoader, file: LandedFile) -> LoadOutcome:
@@ -133,6 +136,8 @@ def _describe(outcome: LoadOutcome) -> str:
         return f"rejected   {file.uri}: {outcome.reason}"
     if outcome.status == "unchanged":
         return f"unchanged  {file.uri}: {outcome.reason} (nothing loaded)"
+    if outcome.status == "failed":
+        return f"failed     {file.uri}: {outcome.reason}"
     record = outcome.record
     assert record is not None
     speed = file.size / max(outcome.seconds, 1e-6) / _MB

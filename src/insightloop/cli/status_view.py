@@ -97,7 +97,7 @@ def render_exports(status: Status, console: Console) -> None:
         title_justify="left",
     )
     for f in status.exports[:EXPORT_FILES_SHOWN]:
-        style = {"rejected": "red", "loading": "yellow"}.get(f.status, "green")
+        style = {"rejected": "red", "failed": "red", "loading": "yellow"}.get(f.status, "green")
         files.add_row(
             f"{f.source}/{f.entity}/{f.uri.rsplit('/', 1)[-1]}",
             " part ".join(filter(None, (f.period, f.part))),

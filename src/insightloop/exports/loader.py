@@ -40,6 +40,7 @@ from insightloop.exports.raw_load import FileIdentity, FileRecord, Progress, com
 from insightloop.exports.reader import FileRejected, open_scan
 from insightloop.exports.status import (
     DISCOVERED,
+    FAILED,
     LOADED,
     LOADING,
     REJECTED,
@@ -105,8 +106,9 @@ class FileLoader:
 
     def catch_up(self) -> None:
         """Bring the manifest up to date from raw and finish stage 2 of loaded files (after a
-        crash between the raw commit and the cleaned one); a file left ``loading`` by that
-        crash is then ``loaded`` (not looked at again, to be found ``unchanged``)."""
+        crash between the raw commit and the cleaned one, or a merge that could not write);
+        a file left ``loading`` or ``failed`` by it is then ``loaded`` (not looked at again,
+        to be found ``unchanged``)."""
         self.manifest.reconcile(raw_table(self._catalog))
         self.stage.sweep_staging()
         mark = self.stage.watermark()
@@ -114,7 +116,7 @@ class FileLoader:
         self.stage.apply_pending()
         for record in waiting:
             status = self.statuses.get(record.uri)
-            if status is not None and status.status == LOADING:
+            if status is not None and status.status in (LOADING, FAILED):
                 self.statuses.set(
                     msgspec.structs.replace(
                         status,
@@ -131,6 +133,11 @@ class FileLoader:
                 )
         self._caught_up = True
 
+    def catch_up_if_needed(self) -> None:
+        """``catch_up``, unless done since the start or the last failed merge."""
+        if not self._caught_up:
+            self.catch_up()
+
     def load(self, file: LandedFile, progress: Progress | None = None) -> LoadOutcome:
         """Load ``file``: both stages (``commit``, then ``finish``)."""
         return self.finish([self.commit(file, progress)])[0]
@@ -139,8 +146,7 @@ class FileLoader:
         """Stage 1 of ``file``: its raw commit (or why there is none). An unchanged or
         rejected file has its final status; a loaded one stays ``loading`` until ``finish``
         has merged it into quarantine and cleaned."""
-        if not self._caught_up:
-            self.catch_up()
+        self.catch_up_if_needed()
         started = time.perf_counter()
         base = FileStatus(
             uri=file.uri,
@@ -160,6 +166,10 @@ class FileLoader:
                 msgspec.structs.replace(base, status=DISCOVERED, reason="interrupted", sha256=sha)
             )
             raise
+        except OSError as exc:  # writing the lake (reading the file is FileRejected)
+            self._caught_up = False  # the next look sweeps what the load left in staging
+            reason = f"{_first_line(exc)}; nothing of the file is committed: it loads again"
+            outcome = LoadOutcome(file, FAILED, time.perf_counter() - started, None, reason, sha)
         if outcome.status != LOADED:
             self._settle(outcome)
         return outcome
@@ -172,7 +182,16 @@ class FileLoader:
         if not loaded:
             return list(outcomes)
         started = time.perf_counter()
-        self.stage.apply_pending()
+        try:
+            self.stage.apply_pending()
+        except OSError as exc:  # writing the lake: the files are in raw, merged at the next look
+            self._caught_up = False
+            reason = f"in raw, but its merge into cleaned failed: {_first_line(exc)}; it is merged again"
+            done = [replace(o, status=FAILED, reason=reason) if o.status == LOADED else o for o in outcomes]
+            for outcome in done:
+                if outcome.status == FAILED:
+                    self._settle(outcome)
+            return done
         spent = time.perf_counter() - started
         rows = [outcome.rows + outcome.bad_rows for outcome in loaded]
         share = {
@@ -254,6 +273,11 @@ class FileLoader:
             return LoadOutcome(file, REJECTED, time.perf_counter() - started, None, str(exc), sha)
         self.manifest.add(record)
         return LoadOutcome(file, LOADED, time.perf_counter() - started, record, None, sha)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def lock_path(config: Config) -> Path:

@@ -6,8 +6,8 @@ into cleaned together (one rewrite of an entity's table for the parts of a day),
 One per lake (the lock ``lake/file-loader.lock``, which ``insightloop load`` takes too). At
 start it finishes what a crash left (``FileLoader.catch_up``). A file is looked at when it is
 new, when its size or modification time changed since it was last looked at, or when its
-last look did not finish (``discovered``/``loading``); a ``loaded``, ``unchanged`` or
-``rejected`` file is left alone until it changes. SIGTERM stops a load between two batches
+last look did not finish (``discovered``/``loading``/``failed``); a ``loaded``, ``unchanged``
+or ``rejected`` file is left alone until it changes. SIGTERM stops a load between two batches
 (nothing of it is committed; it loads again at the next start). Between files it compacts
 and expires the snapshots of its own tables only (``lake.ownership.FILE_LOADER``).
 """
@@ -24,7 +24,7 @@ from insightloop.config import Config
 from insightloop.exports.landing import LandedFile, Landing
 from insightloop.exports.loader import FileLoader, LoadInterrupted, LoadOutcome, lock_path
 from insightloop.exports.metrics import ExportMetrics
-from insightloop.exports.status import DISCOVERED, LOADED, LOADING, FileStatus, StatusBook, now
+from insightloop.exports.status import DISCOVERED, FAILED, LOADED, LOADING, FileStatus, StatusBook, now
 from insightloop.lake.catalog import NAMESPACES
 from insightloop.lake.maintenance import SnapshotRetention
 from insightloop.lake.ownership import FILE_LOADER, written_by
@@ -48,7 +48,7 @@ def due(files: list[LandedFile], statuses: StatusBook) -> list[LandedFile]:
                 FileStatus(file.uri, file.source, file.entity, DISCOVERED, now(), file.size, modified)
             )
             found.append(file)
-        elif known.status in (DISCOVERED, LOADING):
+        elif known.status in (DISCOVERED, LOADING, FAILED):
             found.append(file)
     return found
 
@@ -84,6 +84,8 @@ class LoaderService:
         self.loader.catch_up()
         _log.info("file loader started", landing=self.landing.root)
         while not stop.is_set():
+            # First what a failed merge left in raw (its files then read loaded, not due).
+            self.loader.catch_up_if_needed()
             files = due(self.landing.discover(), self.loader.statuses)
             self._load(files, stop)
             self._maintain(idle=not files)

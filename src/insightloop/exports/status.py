@@ -1,5 +1,7 @@
 """Each file's status, for people: ``discovered`` → ``loading`` → ``loaded`` | ``unchanged``
-(its content was loaded before: a no-op) | ``rejected`` (with the reason), with rows, bad
+(its content was loaded before: a no-op) | ``rejected`` (with the reason: the file's fault;
+looked at again only once it changes) | ``failed`` (with the reason: the lake could not be
+written, such as a full disk; looked at again at the loader's next look), with rows, bad
 rows, bytes and seconds. Kept in ``<data_dir>/exports/status.json`` (rewritten atomically;
 only the lock holder writes it). ``files_status`` is what ``insightloop status`` shows.
 
@@ -23,7 +25,8 @@ LOADING = "loading"
 LOADED = "loaded"
 UNCHANGED = "unchanged"
 REJECTED = "rejected"
-STATUSES = (DISCOVERED, LOADING, LOADED, UNCHANGED, REJECTED)
+FAILED = "failed"
+STATUSES = (DISCOVERED, LOADING, LOADED, UNCHANGED, REJECTED, FAILED)
 
 
 class FileStatus(msgspec.Struct, frozen=True, omit_defaults=True):
