@@ -15,7 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from exports_kit import ENTITY, Lake, counts, csv_text, environment, landing_file, make_config, on_disk, row
+from exports_kit import (
+    ENTITY,
+    Lake,
+    counts,
+    csv_text,
+    environment,
+    files,
+    landing_file,
+    make_config,
+    on_disk,
+    row,
+)
 
 from insightloop.exports import cleaned
 from insightloop.exports.status import files_status
@@ -85,3 +96,39 @@ def test_a_merge_that_cannot_write_is_finished_at_the_next_look(
     assert [(s.status, s.rows) for s in files_status(config)] == [("loaded", 5)]
     assert lake.load(path).status == "unchanged"
     assert len(lake.catalog.load_table(f"cleaned.crm_{ENTITY}").metadata.snapshots) == 1
+
+
+def test_runs_merged_before_the_failing_one_are_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path)
+    lake = Lake(config)
+    names = ["contacts_2026-11-24.csv", "contacts_2026-11-25.csv", "contacts_2026-11-25_v2.csv"]
+    texts = [csv_text(row(i, f"2026-11-2{4 + (n > 0)}") for i in range(1, 4 + n)) for n in range(3)]
+    paths = [landing_file(tmp_path, name, text) for name, text in zip(names, texts, strict=True)]
+    write = cleaned._write
+    calls = 0
+
+    def full_on_the_second(*args: Any, **kwargs: Any) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(*args, **kwargs)
+
+    committed = [lake.loader.commit(file) for path in paths for file in files(path)]
+    assert [o.status for o in committed] == ["loaded"] * 3  # runs: days 24 and 25, then the correction
+    with monkeypatch.context() as patch:
+        patch.setattr(cleaned, "_write", full_on_the_second)
+        done = lake.loader.finish(committed)
+    assert [o.status for o in done] == ["loaded", "loaded", "failed"]
+    assert [s.status for s in sorted(files_status(config), key=lambda s: s.uri)] == [
+        "loaded",
+        "loaded",
+        "failed",
+    ]
+    assert lake.counts()["cleaned"] == 4  # keys 1-4 of the first run
+
+    lake.loader.catch_up_if_needed()
+    assert [s.status for s in files_status(config)] == ["loaded"] * 3
+    assert lake.counts() == counts(12, 0, 5, 0)

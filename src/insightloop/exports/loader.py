@@ -187,10 +187,14 @@ class FileLoader:
         except OSError as exc:  # writing the lake: the files are in raw, merged at the next look
             self._caught_up = False
             reason = f"in raw, but its merge into cleaned failed: {_first_line(exc)}; it is merged again"
-            done = [replace(o, status=FAILED, reason=reason) if o.status == LOADED else o for o in outcomes]
-            for outcome in done:
-                if outcome.status == FAILED:
+            merged = self.stage.watermark()  # runs before the failing one are done
+            done = []
+            for outcome in outcomes:
+                if outcome.status == LOADED:
+                    if outcome.record is not None and outcome.record.seq > merged:
+                        outcome = replace(outcome, status=FAILED, reason=reason)
                     self._settle(outcome)
+                done.append(outcome)
             return done
         spent = time.perf_counter() - started
         rows = [outcome.rows + outcome.bad_rows for outcome in loaded]
