@@ -34,6 +34,7 @@ module ``insightloop.exports`` for what that costs.
 from __future__ import annotations
 
 import glob
+import shutil
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,11 +184,15 @@ def _write(
     for field in schema.fields:
         columns.append(f"CAST({ident(field.name)} AS {sql_type(field.field_type)}) AS {ident(field.name)}")
     ids = ", ".join(f"{ident(field.name)}: {field.field_id}" for field in schema.fields)
-    connection.execute(
-        f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {lit(folder)} "
-        f"(FORMAT parquet, COMPRESSION zstd, FIELD_IDS {{{ids}}}, FILE_SIZE_BYTES {FILE_BYTES}, "
-        f"FILENAME_PATTERN 'part-{{i}}')"
-    )
+    try:
+        connection.execute(
+            f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {lit(folder)} "
+            f"(FORMAT parquet, COMPRESSION zstd, FIELD_IDS {{{ids}}}, FILE_SIZE_BYTES {FILE_BYTES}, "
+            f"FILENAME_PATTERN 'part-{{i}}')"
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a full disk stays full otherwise
+        raise
     return sorted(f"file://{path}" for path in glob.glob(f"{glob.escape(folder)}/*.parquet"))
 
 

@@ -50,6 +50,7 @@ from insightloop.exports.status import (
     now,
 )
 from insightloop.exports.status import state_directory as status_directory
+from insightloop.exports.write_errors import WRITE_ERRORS, first_line
 
 _log = structlog.get_logger(__name__)
 #: The lock file (under the lake) of whoever loads files: the loader, or ``insightloop load``.
@@ -106,23 +107,21 @@ class FileLoader:
 
     def catch_up(self) -> None:
         """Bring the manifest up to date from raw and finish stage 2 of loaded files (after a
-        crash between the raw commit and the cleaned one, or a merge that could not write);
-        a file left ``loading`` or ``failed`` by it is then ``loaded`` (not looked at again,
-        to be found ``unchanged``)."""
+        crash between the raw commit and the cleaned one, or a merge that could not write).
+        Then a file left ``loading`` or ``failed`` whose content (sha256) is in raw and merged
+        is ``loaded``: it is not looked at again, to be found ``unchanged``."""
         self.manifest.reconcile(raw_table(self._catalog))
         self.stage.sweep_staging()
-        mark = self.stage.watermark()
-        waiting = [record for record in self.manifest.records() if record.seq > mark]
         self.stage.apply_pending()
-        for record in waiting:
-            status = self.statuses.get(record.uri)
-            if status is not None and status.status in (LOADING, FAILED):
-                self.statuses.set(
+        merged = self.stage.watermark()
+        for status in self.statuses.all():
+            record = self.manifest.get(status.sha256) if status.sha256 else None
+            if status.status in (LOADING, FAILED) and record is not None and record.seq <= merged:
+                self._status(
                     msgspec.structs.replace(
                         status,
                         status=LOADED,
                         at=now(),
-                        sha256=record.sha256,
                         period=record.period,
                         part=record.part,
                         reason=None,
@@ -134,9 +133,15 @@ class FileLoader:
         self._caught_up = True
 
     def catch_up_if_needed(self) -> None:
-        """``catch_up``, unless done since the start or the last failed merge."""
-        if not self._caught_up:
+        """``catch_up``, unless done since the start or the last failure to write; if the
+        lake still cannot be written, it is logged and tried again next time (loading files
+        does not need it: raw and the manifest decide what is loaded)."""
+        if self._caught_up:
+            return
+        try:
             self.catch_up()
+        except WRITE_ERRORS as exc:
+            _log.warning("catch-up could not write the lake; it is tried again", error=first_line(exc))
 
     def load(self, file: LandedFile, progress: Progress | None = None) -> LoadOutcome:
         """Load ``file``: both stages (``commit``, then ``finish``)."""
@@ -157,19 +162,15 @@ class FileLoader:
             size=file.size,
             modified=file.modified.isoformat() if file.modified else None,
         )
-        self.statuses.set(base)
+        self._status(base)
         sha = sha256_of(file.filesystem, file.path)
+        # With its content's hash: a restart knows a loading file whose content raw holds.
+        self._status(msgspec.structs.replace(base, sha256=sha))
         try:
             outcome = self._load(file, sha, progress, started)
         except LoadInterrupted:
-            self.statuses.set(
-                msgspec.structs.replace(base, status=DISCOVERED, reason="interrupted", sha256=sha)
-            )
+            self._status(msgspec.structs.replace(base, status=DISCOVERED, reason="interrupted", sha256=sha))
             raise
-        except OSError as exc:  # writing the lake (reading the file is FileRejected)
-            self._caught_up = False  # the next look sweeps what the load left in staging
-            reason = f"{_first_line(exc)}; nothing of the file is committed: it loads again"
-            outcome = LoadOutcome(file, FAILED, time.perf_counter() - started, None, reason, sha)
         if outcome.status != LOADED:
             self._settle(outcome)
         return outcome
@@ -184,9 +185,9 @@ class FileLoader:
         started = time.perf_counter()
         try:
             self.stage.apply_pending()
-        except OSError as exc:  # writing the lake: the files are in raw, merged at the next look
+        except WRITE_ERRORS as exc:  # writing the lake: the files are in raw, merged next time
             self._caught_up = False
-            reason = f"in raw, but its merge into cleaned failed: {_first_line(exc)}; it is merged again"
+            reason = f"in raw, but its merge into cleaned failed: {first_line(exc)}; it is merged again"
             merged = self.stage.watermark()  # runs before the failing one are done
             done = []
             for outcome in outcomes:
@@ -210,28 +211,35 @@ class FileLoader:
             done.append(outcome)
         return done
 
+    def _status(self, status: FileStatus) -> None:
+        """Write a file's status; one that cannot be written (a full disk) is logged: the
+        lake, not the status file, says what is loaded."""
+        try:
+            self.statuses.set(status)
+        except OSError as exc:
+            _log.warning("file status not written", file=status.uri, error=first_line(exc))
+
     def _settle(self, outcome: LoadOutcome) -> None:
         """The file's final status, and a log line."""
         file, record = outcome.file, outcome.record
-        self.statuses.set(
-            FileStatus(
-                uri=file.uri,
-                source=file.source,
-                entity=file.entity,
-                status=outcome.status,
-                at=now(),
-                size=file.size,
-                modified=file.modified.isoformat() if file.modified else None,
-                sha256=outcome.sha256,
-                period=record.period if record else None,
-                part=record.part if record else "",
-                reason=outcome.reason,
-                rows=outcome.rows,
-                bad_rows=outcome.bad_rows,
-                seconds=round(outcome.seconds, 3),
-                seq=record.seq if record else None,
-            )
+        status = FileStatus(
+            uri=file.uri,
+            source=file.source,
+            entity=file.entity,
+            status=outcome.status,
+            at=now(),
+            size=file.size,
+            modified=file.modified.isoformat() if file.modified else None,
+            sha256=outcome.sha256,
+            period=record.period if record else None,
+            part=record.part if record else "",
+            reason=outcome.reason,
+            rows=outcome.rows,
+            bad_rows=outcome.bad_rows,
+            seconds=round(outcome.seconds, 3),
+            seq=record.seq if record else None,
         )
+        self._status(status)
         _log.info(
             "export file",
             file=file.uri,
@@ -275,13 +283,17 @@ class FileLoader:
                 scan.close()
         except FileRejected as exc:
             return LoadOutcome(file, REJECTED, time.perf_counter() - started, None, str(exc), sha)
-        self.manifest.add(record)
+        except WRITE_ERRORS as exc:  # writing the lake (reading the file is FileRejected)
+            self._caught_up = False  # the next look sweeps what the load left in staging
+            reason = f"{first_line(exc)}; nothing of the file is committed: it loads again"
+            return LoadOutcome(file, FAILED, time.perf_counter() - started, None, reason, sha)
+        try:
+            self.manifest.add(record)
+        except WRITE_ERRORS as exc:  # committed: the next look records it from raw, and merges it
+            self._caught_up = False
+            reason = f"in raw, but not recorded: {first_line(exc)}; it is recorded and merged next time"
+            return LoadOutcome(file, FAILED, time.perf_counter() - started, None, reason, sha)
         return LoadOutcome(file, LOADED, time.perf_counter() - started, record, None, sha)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def lock_path(config: Config) -> Path:

@@ -81,7 +81,7 @@ class LoaderService:
         )
 
     def run(self, stop: threading.Event) -> None:
-        self.loader.catch_up()
+        self.loader.catch_up_if_needed()
         _log.info("file loader started", landing=self.landing.root)
         while not stop.is_set():
             # First what a failed merge left in raw (its files then read loaded, not due).
@@ -93,8 +93,8 @@ class LoaderService:
 
     def _load(self, files: list[LandedFile], stop: threading.Event) -> None:
         """Stage 1 of each of ``files``; stage 2 of those loaded whenever they add up to
-        ``exports.merge_after_mb``, and at the end (also when stopped: what is in raw is
-        merged before the loader exits; after a crash, ``catch_up`` merges it)."""
+        ``exports.merge_after_mb``, and at the end. When stopped, what is in raw but not
+        merged is left to the next start (``catch_up``): a merge can take minutes."""
         committed: list[LoadOutcome] = []
         for file in files:
             if stop.is_set():
@@ -107,7 +107,8 @@ class LoaderService:
             if sum(o.file.size for o in committed if o.status == LOADED) >= self._merge_bytes:
                 self._finish(committed)
                 committed = []
-        self._finish(committed)
+        if not stop.is_set():
+            self._finish(committed)
 
     def _finish(self, committed: list[LoadOutcome]) -> None:
         for outcome in self.loader.finish(committed):
