@@ -22,7 +22,8 @@ or ``insightloop load`` by hand, under one lock). Guarantees:
 Modules: ``landing`` (where files are), ``contract`` (what they hold), ``fingerprint``,
 ``header``, ``reader`` (reading), ``limits``, ``raw_load`` (stage 1: ``raw_columns``,
 ``raw_files``, ``background``, ``staging``), ``manifest``, ``apply``, ``quarantine``,
-``cleaned`` (stage 2), ``loader`` (a file's two stages), ``status`` (per-file status), ``service`` (the
+``cleaned`` (stage 2), ``loader`` (a file's two stages; ``write_errors``: what makes a file
+``failed`` rather than ``rejected``), ``status`` (per-file status), ``service`` (the
 polling process), ``metrics``, ``generate`` and ``infer`` (demo files, proposed contracts).
 
 Known costs: the cleaned table is rewritten whole at each merge (an unpartitioned table:
