@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from exports_kit import (
 from sqlalchemy.exc import OperationalError
 
 from insightloop.exports import cleaned
+from insightloop.exports.loader import LoadOutcome
 from insightloop.exports.manifest import Manifest
 from insightloop.exports.status import files_status
 
@@ -158,20 +160,8 @@ def test_a_crash_in_a_later_run_leaves_the_earlier_runs_loaded_on_restart(
 ) -> None:
     config = make_config(tmp_path)
     lake = Lake(config)
-    names = ["contacts_2026-11-24.csv", "contacts_2026-11-25.csv", "contacts_2026-11-25_v2.csv"]
-    texts = [csv_text(row(i, f"2026-11-2{4 + (n > 0)}") for i in range(1, 4 + n)) for n in range(3)]
-    paths = [landing_file(tmp_path, name, text) for name, text in zip(names, texts, strict=True)]
-    write = cleaned._write
-    calls = 0
-
-    def crash_on_the_second(*args: Any, **kwargs: Any) -> list[str]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise Crash("killed")
-        return write(*args, **kwargs)
-
-    committed = [lake.loader.commit(file) for path in paths for file in files(path)]
+    committed = commit_two_runs(lake, tmp_path)
+    crash_on_the_second = second_merge_raises(Crash("killed"))
     with monkeypatch.context() as patch:
         patch.setattr(cleaned, "_write", crash_on_the_second)
         with pytest.raises(Crash):
@@ -210,20 +200,8 @@ def test_runs_merged_before_the_failing_one_are_loaded(
 ) -> None:
     config = make_config(tmp_path)
     lake = Lake(config)
-    names = ["contacts_2026-11-24.csv", "contacts_2026-11-25.csv", "contacts_2026-11-25_v2.csv"]
-    texts = [csv_text(row(i, f"2026-11-2{4 + (n > 0)}") for i in range(1, 4 + n)) for n in range(3)]
-    paths = [landing_file(tmp_path, name, text) for name, text in zip(names, texts, strict=True)]
-    write = cleaned._write
-    calls = 0
-
-    def full_on_the_second(*args: Any, **kwargs: Any) -> list[str]:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return write(*args, **kwargs)
-
-    committed = [lake.loader.commit(file) for path in paths for file in files(path)]
+    committed = commit_two_runs(lake, tmp_path)
+    full_on_the_second = second_merge_raises(OSError(errno.ENOSPC, "No space left on device"))
     assert [o.status for o in committed] == ["loaded"] * 3  # runs: days 24 and 25, then the correction
     with monkeypatch.context() as patch:
         patch.setattr(cleaned, "_write", full_on_the_second)
@@ -239,3 +217,27 @@ def test_runs_merged_before_the_failing_one_are_loaded(
     lake.loader.catch_up_if_needed()
     assert [s.status for s in files_status(config)] == ["loaded"] * 3
     assert lake.counts() == counts(12, 0, 5, 0)
+
+
+def commit_two_runs(lake: Lake, tmp_path: Path) -> list[LoadOutcome]:
+    """Stage 1 of three files that stage 2 merges in two runs: days 24 and 25 (keys 1-3 and
+    1-4), then a correction of day 25 (keys 1-5)."""
+    names = ["contacts_2026-11-24.csv", "contacts_2026-11-25.csv", "contacts_2026-11-25_v2.csv"]
+    texts = [csv_text(row(i, f"2026-11-2{4 + (n > 0)}") for i in range(1, 4 + n)) for n in range(3)]
+    paths = [landing_file(tmp_path, name, text) for name, text in zip(names, texts, strict=True)]
+    return [lake.loader.commit(file) for path in paths for file in files(path)]
+
+
+def second_merge_raises(error: Exception) -> Callable[..., list[str]]:
+    """A stand-in for ``cleaned._write`` that raises ``error`` on its second call."""
+    write = cleaned._write
+    calls = 0
+
+    def second_raises(*args: Any, **kwargs: Any) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise error
+        return write(*args, **kwargs)
+
+    return second_raises
