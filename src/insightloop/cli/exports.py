@@ -85,7 +85,7 @@ def load(
                     done.append(outcome)
                     continue
                 committed.append(outcome)
-                if sum(o.file.size for o in committed) >= config.exports.merge_after_mb * _MB:
+                if loader.merge_due(committed):
                     done += _finish(loader, committed, out)
                     committed = []
             done += _finish(loader, committed, out)

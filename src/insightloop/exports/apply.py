@@ -140,13 +140,13 @@ class ExportStage:
         connection.execute("SET preserve_insertion_order = false")
         connection.execute(f"SET temp_directory = {lit(str(self._spill))}")
         try:
-            for record in run:
-                applied.extend(self._quarantine(connection, raw, record))
+            applied += self._quarantine(connection, raw, run)
             target = cleaned.load_table(self._catalog, contract) or cleaned.ensure_table(
                 self._catalog, contract, list(contract.columns)
             )
             # A merge that committed before a crash holds its files: the rest of the run goes on.
-            todo = [record for record in run if record.seq > table_seq(target)]
+            held = table_seq(target)
+            todo = [record for record in run if record.seq > held]
             if todo:
                 # Files an earlier attempt wrote but did not commit (it crashed) go first.
                 for record in todo:
@@ -171,21 +171,22 @@ class ExportStage:
         return applied
 
     def _quarantine(
-        self, connection: duckdb.DuckDBPyConnection, raw: Table, record: FileRecord
+        self, connection: duckdb.DuckDBPyConnection, raw: Table, run: Sequence[FileRecord]
     ) -> list[Applied]:
-        """The file's bad rows into quarantine, in one commit recording its sequence; a
+        """Each file's bad rows into quarantine, in one commit recording its sequence; a
         correction's commit clears the bad rows of the file it replaces, even with none of
         its own."""
-        held = quarantine.load_table(self._catalog)
-        if not record.bad_rows and not (record.replaces and held is not None):
-            return []
-        table = held or quarantine.ensure_table(self._catalog)
+        table = quarantine.load_table(self._catalog)
         applied = []
-        if table_seq(table) < record.seq:
-            rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
-            quarantine.append(table, rows, record.seq, record.replaces)
-            applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
-        self._after(quarantine.EXPORT_QUARANTINE)
+        for record in run:
+            if not record.bad_rows and not (record.replaces and table is not None):
+                continue
+            table = table or quarantine.ensure_table(self._catalog)
+            if table_seq(table) < record.seq:
+                rows = quarantine.bad_rows(connection, raw, record.seq, datetime.now(UTC))
+                quarantine.append(table, rows, record.seq, record.replaces)
+                applied.append(Applied(quarantine.EXPORT_QUARANTINE, rows.num_rows, None))
+            self._after(quarantine.EXPORT_QUARANTINE)
         return applied
 
     def _journal(self, run: Sequence[FileRecord]) -> Callable[[str], None]:

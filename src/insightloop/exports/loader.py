@@ -183,21 +183,14 @@ class FileLoader:
         if not loaded:
             return list(outcomes)
         started = time.perf_counter()
+        failure = None
         try:
             self.stage.apply_pending()
         except WRITE_ERRORS as exc:  # writing the lake: the files are in raw, merged next time
             self._caught_up = False
-            reason = f"in raw, but its merge into cleaned failed: {first_line(exc)}; it is merged again"
-            merged = self.stage.watermark()  # runs before the failing one are done
-            done = []
-            for outcome in outcomes:
-                if outcome.status == LOADED:
-                    if outcome.record is not None and outcome.record.seq > merged:
-                        outcome = replace(outcome, status=FAILED, reason=reason)
-                    self._settle(outcome)
-                done.append(outcome)
-            return done
+            failure = f"in raw, but its merge into cleaned failed: {first_line(exc)}; it is merged again"
         spent = time.perf_counter() - started
+        merged = self.stage.watermark()  # after a failure, the runs before the failing one
         rows = [outcome.rows + outcome.bad_rows for outcome in loaded]
         share = {
             id(outcome): spent * (n / sum(rows) if sum(rows) else 1 / len(loaded))
@@ -206,10 +199,19 @@ class FileLoader:
         done = []
         for outcome in outcomes:
             if outcome.status == LOADED:
-                outcome = replace(outcome, seconds=outcome.seconds + share[id(outcome)])
+                if failure is not None and outcome.record is not None and outcome.record.seq > merged:
+                    outcome = replace(outcome, status=FAILED, reason=failure)
+                elif failure is None:
+                    outcome = replace(outcome, seconds=outcome.seconds + share[id(outcome)])
                 self._settle(outcome)
             done.append(outcome)
         return done
+
+    def merge_due(self, committed: Sequence[LoadOutcome]) -> bool:
+        """Whether the files ``commit`` loaded add up to ``exports.merge_after_mb``: time to
+        ``finish`` them (callers also finish what is left when they run out of files)."""
+        size = sum(outcome.file.size for outcome in committed if outcome.status == LOADED)
+        return size >= self._config.exports.merge_after_mb * 1_000_000
 
     def _status(self, status: FileStatus) -> None:
         """Write a file's status; one that cannot be written (a full disk) is logged: the

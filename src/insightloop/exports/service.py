@@ -24,7 +24,7 @@ from insightloop.config import Config
 from insightloop.exports.landing import LandedFile, Landing
 from insightloop.exports.loader import FileLoader, LoadInterrupted, LoadOutcome, lock_path
 from insightloop.exports.metrics import ExportMetrics
-from insightloop.exports.status import DISCOVERED, FAILED, LOADED, LOADING, FileStatus, StatusBook, now
+from insightloop.exports.status import DISCOVERED, FAILED, LOADING, FileStatus, StatusBook, now
 from insightloop.lake.catalog import NAMESPACES
 from insightloop.lake.maintenance import SnapshotRetention
 from insightloop.lake.ownership import FILE_LOADER, written_by
@@ -70,7 +70,6 @@ class LoaderService:
         self.landing = Landing.from_config(config)
         self.metrics = metrics
         self._poll = config.exports.poll_seconds
-        self._merge_bytes = config.exports.merge_after_mb * 1_000_000
         self.housekeeping = Housekeeping(
             catalog,
             Compactor(catalog, config.processor.compact_min_files, owns=owns, metrics=metrics),
@@ -81,10 +80,10 @@ class LoaderService:
         )
 
     def run(self, stop: threading.Event) -> None:
-        self.loader.catch_up_if_needed()
         _log.info("file loader started", landing=self.landing.root)
         while not stop.is_set():
-            # First what a failed merge left in raw (its files then read loaded, not due).
+            # First what a crash or a failed merge left in raw (its files then read loaded,
+            # not due): at the start, and after a failure to write.
             self.loader.catch_up_if_needed()
             files = due(self.landing.discover(), self.loader.statuses)
             self._load(files, stop)
@@ -104,7 +103,7 @@ class LoaderService:
             except LoadInterrupted:
                 _log.info("load interrupted", file=file.uri)
                 break
-            if sum(o.file.size for o in committed if o.status == LOADED) >= self._merge_bytes:
+            if self.loader.merge_due(committed):
                 self._finish(committed)
                 committed = []
         if not stop.is_set():
